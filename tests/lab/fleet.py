@@ -1,0 +1,477 @@
+"""Bring a fleet of lab boards up and down.
+
+One board = one network namespace on the lab's private bridge, plus a reaper
+process as PID 1 of its own PID, mount and UTS namespaces. Inside those, the
+board's root is an overlay (per-board upper on a size-limited tmpfs, so a
+filesystem can really fill up) over the shared arm64 rootfs, and the rootfs's
+own sshd runs under qemu-user. Killing the one process we started (by PID)
+ends the whole board: its processes, mounts and tmpfs go with its namespaces.
+
+`native=True` boards run the host's x86 sshd instead (no emulation): cheap
+boards for scale benchmarks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from . import rootfs, sdk
+from .host import CACHE_DIR, LabError, require_root, run
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+DEFAULT_PROFILES = ["rk3588-fresh", "rk3588-field", "rk3588-mismatch", "rk3568-fresh"]
+LAB_ROOT = Path(os.environ.get("RKDEPLOY_LAB_DIR", "/var/lib/rkdeploy-lab"))
+BINFMT_NAME = "rkdeploy-lab-aarch64"
+BOARD_FS_SIZE = "768m"
+
+
+def load_profile(name: str) -> dict:
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+        raise LabError(f"no board profile {name!r} (profiles: {known})")
+    profile = yaml.safe_load(path.read_text()) or {}
+    profile["name"] = name
+    profile.setdefault("installed", {})
+    return profile
+
+
+@dataclass
+class Board:
+    name: str
+    profile: str
+    ip: str
+    netns: str
+    veth: str
+    dir: str
+    native: bool
+    pid: int = 0
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
+
+    @property
+    def merged(self) -> Path:
+        return self.path / "merged"
+
+
+class Lab:
+    """A named lab (the demo and the test suite each have their own) with its own /24."""
+
+    def __init__(self, name: str = "demo", subnet: int = 0):
+        if not name.isalnum() or len(name) > 6:
+            raise LabError("a lab name is 1-6 letters or digits")
+        self.name = name
+        self.subnet = subnet
+        self.dir = LAB_ROOT / name
+        self.bridge = f"rkl{name}"
+        self.gateway = f"10.213.{subnet}.1"
+
+    # -- paths the rest of the tool uses, exactly as a user would --------------------------------
+    @property
+    def key(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory.yaml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    def boards(self) -> list[Board]:
+        if not self.state_file.exists():
+            return []
+        return [Board(**b) for b in json.loads(self.state_file.read_text())["boards"]]
+
+    def board(self, name: str) -> Board:
+        for b in self.boards():
+            if b.name == name:
+                return b
+        raise LabError(f"lab {self.name!r} has no board {name!r}")
+
+    def _save(self, boards: list[Board]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"subnet": self.subnet, "boards": [asdict(b) for b in boards]}, indent=1))
+        tmp.rename(self.state_file)
+
+    # -- up ---------------------------------------------------------------------------------------
+    def up(self, profiles: list[str] | None = None, boards: int | None = None, native: bool = False,
+           timeout: float = 90.0) -> list[Board]:
+        require_root()
+        if self.boards():
+            raise LabError(f"lab {self.name!r} is already up: run lab.down first")
+        if profiles is None:
+            count = boards or len(DEFAULT_PROFILES)
+            profiles = [DEFAULT_PROFILES[i % len(DEFAULT_PROFILES)] for i in range(count)]
+        loaded = [load_profile(p) for p in profiles]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"rkdeploy-lab-{self.name}", "-f", str(self.key)])
+        lower = None if native else rootfs.ensure_unpacked()
+        reaper = _reaper_binary()
+        if not native:
+            rootfs.ensure_binfmt()
+            _register_setuid_binfmt()
+        fleet: list[Board] = []
+        try:
+            self._bridge_up()
+            for i, profile in enumerate(loaded, start=1):
+                fleet.append(Board(name=f"box{i}", profile=profile["name"], ip=f"10.213.{self.subnet}.{10 + i}",
+                                   netns=f"rkl-{self.name}-box{i}", veth=f"rkl{self.name[:4]}{i}",
+                                   dir=str(self.dir / "boards" / f"box{i}"), native=native))
+            self._save(fleet)  # before anything runs, so a crash mid-way can still be torn down
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda bp: self._prepare(bp[0], bp[1], lower), zip(fleet, loaded)))
+            for board in fleet:
+                board.pid = self._start(board, reaper)
+                self._save(fleet)
+            self._write_access_files(fleet)
+            deadline = time.monotonic() + timeout
+            for board in fleet:
+                _wait_for_ssh(board, deadline)
+        except BaseException:
+            self.down()
+            raise
+        return fleet
+
+    def _bridge_up(self) -> None:
+        if not Path(f"/sys/class/net/{self.bridge}").exists():
+            run(["ip", "link", "add", self.bridge, "type", "bridge"])
+            run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
+
+    def _prepare(self, board: Board, profile: dict, lower: Path | None) -> None:
+        """Network plumbing and the board's seed files (copied into its tmpfs upper at boot)."""
+        run(["ip", "netns", "add", board.netns])
+        run(["ip", "link", "add", board.veth, "type", "veth", "peer", "name", "eth0", "netns", board.netns])
+        run(["ip", "link", "set", board.veth, "master", self.bridge, "up"])
+        run(["ip", "-n", board.netns, "addr", "add", f"{board.ip}/24", "dev", "eth0"])
+        run(["ip", "-n", board.netns, "link", "set", "eth0", "up"])
+        run(["ip", "-n", board.netns, "link", "set", "lo", "up"])
+        shutil.rmtree(board.path, ignore_errors=True)
+        board.path.mkdir(parents=True)
+        hostkey = board.path / "ssh_host_ed25519_key"
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", board.name, "-f", str(hostkey)])
+        if board.native:
+            _prepare_native(board, self.key.with_suffix(".pub"))
+        else:
+            _prepare_emulated(board, profile, lower, self.key.with_suffix(".pub"))
+
+    def _start(self, board: Board, reaper: Path) -> int:
+        log = open(board.path / "console.log", "ab")
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", board.netns, "unshare", "--mount", "--uts", "--pid", "--fork",
+             "--kill-child", str(reaper), "/bin/sh", str(board.path / "init.sh")],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        return proc.pid
+
+    def _write_access_files(self, fleet: list[Board]) -> None:
+        lines = []
+        for b in fleet:
+            pub = (b.path / "ssh_host_ed25519_key.pub").read_text().split()
+            lines.append(f"{b.ip} {pub[0]} {pub[1]}\n")
+        self.known_hosts.write_text("".join(lines))
+        boards = {}
+        for b in fleet:
+            profile = load_profile(b.profile)
+            boards[b.name] = {"host": b.ip, "soc": profile.get("soc"), "adb": f"{b.ip}:5555",
+                              "groups": ["lab", profile.get("soc", "unknown")],
+                              "vars": {"lab_profile": b.profile}}
+        doc = {
+            "settings": {"known_hosts": str(self.known_hosts), "connect_timeout": 30},
+            "defaults": {"user": "rock", "port": 22, "key": str(self.key)},
+            "boards": boards,
+        }
+        header = (f"# Written by `inv lab.up` for lab {self.name!r}: {len(fleet)} emulated boards.\n"
+                  "# Use it as any inventory: inv check --all --inventory THIS_FILE\n")
+        self.inventory.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+
+    # -- down -------------------------------------------------------------------------------------
+    def down(self) -> None:
+        """Remove every process, namespace, link and directory this lab made, and nothing else."""
+        for board in self.boards():
+            if board.pid and _is_ours(board.pid, board):
+                try:
+                    os.killpg(board.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                _wait_gone(board.pid)
+            if Path(f"/run/netns/{board.netns}").exists():
+                run(["ip", "netns", "del", board.netns], check=False)
+            if Path(f"/sys/class/net/{board.veth}").exists():
+                run(["ip", "link", "del", board.veth], check=False)
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            run(["ip", "link", "del", self.bridge], check=False)
+        shutil.rmtree(self.dir / "boards", ignore_errors=True)
+        for f in (self.state_file, self.inventory, self.known_hosts):
+            f.unlink(missing_ok=True)
+        if not any(p.exists() for p in LAB_ROOT.glob("*/state.json")):
+            _unregister_setuid_binfmt()
+
+    def status(self) -> list[dict]:
+        rows = []
+        for b in self.boards():
+            alive = bool(b.pid) and _is_ours(b.pid, b)
+            rows.append({"board": b.name, "profile": b.profile, "ip": b.ip, "native": b.native,
+                         "running": alive, "ssh": alive and _ssh_banner(b.ip, 2.0)})
+        return rows
+
+    # -- board processes ------------------------------------------------------------------------
+    def board_exec(self, board: Board, command: str) -> subprocess.CompletedProcess:
+        """Run a host shell command inside a board's namespaces (not its chroot)."""
+        child = _reaper_pid(board)
+        return run(["nsenter", "-t", str(child), "-m", "-p", "-u", "-n", "/bin/sh", "-c", command])
+
+    def board_root_exec(self, board: Board, command: str) -> subprocess.CompletedProcess:
+        """Run a command as root inside the board (its own root filesystem)."""
+        return self.board_exec(board, f"chroot {board.merged} /bin/sh -c {_q(command)}")
+
+
+def _q(s: str) -> str:
+    import shlex
+    return shlex.quote(s)
+
+
+def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path) -> None:
+    seed = board.path / "seed"
+    (board.path / "merged").mkdir()
+    (board.path / "seed-fs").mkdir()
+    uid, gid = _user_ids(lower, "rock")
+    ssh_dir = seed / "home/rock/.ssh"
+    ssh_dir.mkdir(parents=True)
+    shutil.copy(client_pub, ssh_dir / "authorized_keys")
+    for p in (seed / "home/rock", ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(p, uid, gid)
+    (seed / "home/rock").chmod(0o755)
+    ssh_dir.chmod(0o700)
+    (seed / "etc/ssh").mkdir(parents=True)
+    for suffix in ("", ".pub"):
+        shutil.copy(board.path / f"ssh_host_ed25519_key{suffix}", seed / f"etc/ssh/ssh_host_ed25519_key{suffix}")
+    (seed / "etc/ssh/ssh_host_ed25519_key").chmod(0o600)
+    (seed / "etc/hostname").write_text(board.name + "\n")
+    (seed / "etc/hosts").write_text(f"127.0.0.1 localhost\n{board.ip} {board.name}\n")
+    _install_profile_sdk(seed, profile)
+    lab_etc = seed / "etc/rkdeploy-lab"
+    lab_etc.mkdir(parents=True)
+    (lab_etc / "profile").write_text(profile["name"] + "\n")
+    autostart = profile.get("server_running") and profile["installed"].get("server")
+    (lab_etc / "boot.sh").write_text(
+        "#!/bin/sh\n# Board boot (lab): what the vendor image's init would start, then sshd.\n"
+        + ("setsid /usr/bin/start_rknn.sh > /var/log/rknn_server.log 2>&1 < /dev/null &\n" if autostart else "")
+        + "echo $$ > /run/lab-sshd.pid\nexec /usr/sbin/sshd -D -e\n")
+    # Identity a probe reads: /sys/firmware/devicetree/base (= /proc/device-tree on a real board)
+    # and the root-only debugfs file of the NPU driver.
+    dt = board.path / "firmware/devicetree/base"
+    dt.mkdir(parents=True)
+    (dt / "compatible").write_bytes(b"".join(c.encode() + b"\0" for c in profile.get("compatible", [])))
+    (dt / "model").write_bytes(profile.get("model", "").encode() + b"\0")
+    debug = board.path / "debug"
+    (debug / "rknpu").mkdir(parents=True)
+    debug.chmod(0o700)
+    if profile.get("npu_driver"):
+        (debug / "rknpu/version").write_text(f"RKNPU driver: v{profile['npu_driver']}\n")
+    nodes = "\n".join(
+        # Stand-in NPU device nodes: the numbers of /dev/null, the names and group of the real ones.
+        f"mkdir -p $M{os.path.dirname(n)}; mknod -m 660 $M{n} c 1 3; chgrp {_group_id(lower, 'render' if 'dri' in n else 'video')} $M{n}"
+        for n in profile.get("npu_nodes", []))
+    (board.path / "init.sh").write_text(f"""#!/bin/sh
+# Lab board {board.name} ({profile['name']}): runs as PID 1's child in the board's own namespaces.
+set -e
+B={board.path}
+M=$B/merged
+hostname {board.name}
+mount -t tmpfs -o size={BOARD_FS_SIZE},mode=755 boardfs $B/seed-fs
+mkdir $B/seed-fs/upper $B/seed-fs/work
+cp -a $B/seed/. $B/seed-fs/upper/
+mount -t overlay overlay -o lowerdir={lower},upperdir=$B/seed-fs/upper,workdir=$B/seed-fs/work $M
+mount -t proc proc $M/proc
+mount -t sysfs sysfs $M/sys
+mount --bind $B/firmware $M/sys/firmware
+mount --bind $B/debug $M/sys/kernel/debug
+mount -t tmpfs -o mode=755,size=16m devfs $M/dev
+for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+  IFS=: read n a b <<EOF
+$d
+EOF
+  mknod -m 666 $M/dev/$n c $a $b
+done
+mkdir $M/dev/pts $M/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts $M/dev/pts
+ln -s pts/ptmx $M/dev/ptmx
+ln -s /proc/self/fd $M/dev/fd
+mount -t tmpfs -o mode=1777 shm $M/dev/shm
+{nodes}
+mount -t tmpfs -o mode=755,size=16m run $M/run
+mkdir -p $M/run/sshd
+exec chroot $M /bin/sh /etc/rkdeploy-lab/boot.sh
+""")
+
+
+def _prepare_native(board: Board, client_pub: Path) -> None:
+    home = board.path / "home/rock"
+    home.mkdir(parents=True)
+    shutil.copy(client_pub, board.path / "authorized_keys")
+    (board.path / "authorized_keys").chmod(0o644)
+    os.chown(home, 4242, 4242)
+    (board.path / "passwd").write_text(Path("/etc/passwd").read_text() + "rock:x:4242:4242:lab board:/home/rock:/bin/sh\n")
+    (board.path / "group").write_text(Path("/etc/group").read_text() + "rock:x:4242:\n")
+    shadow = Path("/etc/shadow").read_text() if Path("/etc/shadow").exists() else ""
+    (board.path / "shadow").write_text(shadow + "rock:*:19000:0:99999:7:::\n")
+    (board.path / "shadow").chmod(0o640)
+    (board.path / "sshd_config").write_text(f"""# Native (x86, no emulation) lab board for scale benchmarks.
+ListenAddress {board.ip}
+HostKey {board.path}/ssh_host_ed25519_key
+AuthorizedKeysFile {board.path}/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+UseDNS no
+MaxStartups 100:30:200
+PidFile none
+""")
+    (board.path / "init.sh").write_text(f"""#!/bin/sh
+set -e
+B={board.path}
+hostname {board.name}
+mount --make-rprivate /
+mount --bind $B/passwd /etc/passwd
+mount --bind $B/group /etc/group
+mount --bind $B/shadow /etc/shadow
+mount -t proc proc /proc
+mount -t tmpfs -o mode=755 run /run
+mkdir -p /run/sshd /home
+mount --bind $B/home /home
+exec /usr/sbin/sshd -D -e -f $B/sshd_config
+""")
+
+
+def _install_profile_sdk(seed: Path, profile: dict) -> None:
+    """Put the profile's preinstalled runtime and server where Rockchip's guides put them."""
+    installed = profile["installed"]
+    if installed.get("runtime"):
+        tree = sdk.cached_tree(str(installed["runtime"]))
+        (seed / "usr/lib").mkdir(parents=True, exist_ok=True)
+        shutil.copy(sdk.runtime_file(tree), seed / "usr/lib/librknnrt.so")
+    if installed.get("server"):
+        tree = sdk.cached_tree(str(installed["server"]))
+        (seed / "usr/bin").mkdir(parents=True, exist_ok=True)
+        for name in ("rknn_server", "start_rknn.sh", "restart_rknn.sh"):
+            shutil.copy(sdk.server_dir(tree) / name, seed / "usr/bin" / name)
+            (seed / "usr/bin" / name).chmod(0o755)
+
+
+def _user_ids(root: Path, user: str) -> tuple[int, int]:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == user:
+            return int(f[2]), int(f[3])
+    raise LabError(f"the rootfs has no user {user}")
+
+
+def _group_id(root: Path, group: str) -> int:
+    for line in (root / "etc/group").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == group:
+            return int(f[2])
+    raise LabError(f"the rootfs has no group {group}")
+
+
+def _reaper_binary() -> Path:
+    src = Path(__file__).parent / "standins/reaper.c"
+    out = CACHE_DIR / "bin" / f"lab-reaper-{int(src.stat().st_mtime)}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run(["gcc", "-O2", "-o", str(out), str(src)])
+    return out
+
+
+def _register_setuid_binfmt() -> None:
+    """A second qemu-aarch64 entry with the credentials flag, so sudo works on the boards.
+
+    Debian registers qemu without `C`, and setuid programs then run unprivileged.
+    The newest entry wins, and ours is removed when the last lab goes down.
+    """
+    misc = Path("/proc/sys/fs/binfmt_misc")
+    if (misc / BINFMT_NAME).exists():
+        return
+    info = (misc / "qemu-aarch64").read_text()
+    fields = dict(line.split(" ", 1) for line in info.splitlines() if " " in line)
+    magic, mask = fields["magic"], fields["mask"]
+    interpreter = fields["interpreter"]
+    hexesc = lambda h: "".join(f"\\x{h[i:i + 2]}" for i in range(0, len(h), 2))  # noqa: E731
+    (misc / "register").write_text(f":{BINFMT_NAME}:M::{hexesc(magic)}:{hexesc(mask)}:{interpreter}:POCF")
+
+
+def _unregister_setuid_binfmt() -> None:
+    entry = Path("/proc/sys/fs/binfmt_misc") / BINFMT_NAME
+    if entry.exists():
+        entry.write_text("-1")
+
+
+def _is_ours(pid: int, board: Board) -> bool:
+    """The PID still belongs to the board process we started (not a reused PID)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(board.path / "init.sh").encode() in cmdline
+
+
+def _reaper_pid(board: Board) -> int:
+    """Host PID of the board's PID 1 (the child of the unshare process we started)."""
+    children = Path(f"/proc/{board.pid}/task/{board.pid}/children").read_text().split()
+    if not children:
+        raise LabError(f"board {board.name} is not running")
+    return int(children[0])
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.05)
+
+
+def _ssh_banner(ip: str, timeout: float) -> bool:
+    try:
+        with socket.create_connection((ip, 22), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _wait_for_ssh(board: Board, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if not _is_ours(board.pid, board):
+            log = (board.path / "console.log").read_text(errors="replace")[-1500:]
+            raise LabError(f"board {board.name} died while booting:\n{log}")
+        if _ssh_banner(board.ip, 2.0):
+            return
+        time.sleep(0.2)
+    raise LabError(f"board {board.name} did not answer SSH in time")
