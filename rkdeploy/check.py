@@ -1,0 +1,67 @@
+"""`inv check`: probe every selected board once and judge its versions against the target."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .facts import BoardFacts
+from .fleet import OK, BoardResult, BoardSession, FleetRun
+from .policy import Finding, Target, evaluate, status_of
+from .probe import parse_probe, probe_script
+
+EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_UNREACHABLE, EXIT_FAILED = 0, 1, 2, 4, 8
+
+
+@dataclass
+class BoardCheck:
+    facts: BoardFacts
+    findings: list[Finding] = field(default_factory=list)
+
+
+def gather_facts(session: BoardSession, extra_paths: tuple[str, ...] = ()) -> BoardFacts:
+    """One remote command: the probe script, with the sudo password (if any) on its stdin."""
+    password = session.settings.sudo_password
+    script = probe_script(session.board.python, sudo_password_on_stdin=password is not None, extra_paths=extra_paths)
+    result = session.run(script, stdin=(password + "\n") if password is not None else None)
+    return parse_probe(result.stdout)
+
+
+def check_job(target: Target):
+    def job(session: BoardSession) -> BoardResult:
+        facts = gather_facts(session)
+        findings = evaluate(session.board.name, facts, target)
+        return BoardResult(session.board.name, OK, data=BoardCheck(facts, findings))
+    return job
+
+
+def board_status(result: BoardResult) -> str:
+    """ok / mismatch for a probed board, else the runner's own status (unreachable, failed, skipped)."""
+    if result.status == OK and isinstance(result.data, BoardCheck):
+        return status_of(result.data.findings)
+    return result.status
+
+
+def exit_code(run: FleetRun) -> int:
+    """Bit flags, so a script can tell mismatches, unreachable boards and failures apart."""
+    code = 0
+    for r in run.results:
+        status = board_status(r)
+        code |= {"mismatch": EXIT_MISMATCH, "unreachable": EXIT_UNREACHABLE,
+                 "failed": EXIT_FAILED, "skipped": EXIT_FAILED}.get(status, 0)
+    return code
+
+
+def to_json(run: FleetRun, target: Target, toolkit: dict) -> dict:
+    boards = []
+    for r in run.results:
+        entry = {"board": r.board, "status": board_status(r), "seconds": round(r.seconds, 3),
+                 "remote_commands": r.commands, "error": r.error or None}
+        if isinstance(r.data, BoardCheck):
+            entry["facts"] = r.data.facts.to_dict()
+            entry["findings"] = [f.to_dict() for f in r.data.findings]
+        boards.append(entry)
+    statuses = [b["status"] for b in boards]
+    return {"target": {"sdk": str(target.sdk) if target.sdk else None,
+                       "toolkit": str(target.toolkit) if target.toolkit else None},
+            "toolkit": toolkit, "boards": boards,
+            "summary": {s: statuses.count(s) for s in ("ok", "mismatch", "unreachable", "failed", "skipped")},
+            "exit_code": exit_code(run)}

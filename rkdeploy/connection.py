@@ -1,0 +1,137 @@
+"""SSH connections to boards: Fabric `Connection`s that verify host keys and never hang.
+
+Fabric accepts any host key by default; rkdeploy refuses unknown and changed
+keys unless told (`--accept-new-host-keys`, which appends to the project's
+known_hosts). Every socket gets TCP_USER_TIMEOUT and keepalives, because after
+a link drop a paramiko transfer otherwise blocks forever (LAB-NOTES.md).
+"""
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
+
+from .inventory import Board
+
+
+class Unreachable(ConnectionError):
+    """The board did not answer over the network (within the connect timeout)."""
+
+
+class HostKeyRefused(RuntimeError):
+    """The board's host key is unknown or changed, and accepting it was not allowed."""
+
+
+@dataclass
+class SshSettings:
+    known_hosts: Path = Path("~/.ssh/known_hosts").expanduser()
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 10.0
+    command_timeout: float = 300.0
+    keepalive: int = 3
+    retries: int = 2
+    ssh_config: str | None = None
+    sudo_password: str | None = field(default=None, repr=False)   # never printed, never logged
+
+    @property
+    def user_timeout_ms(self) -> int:
+        """Unacknowledged data for this long kills the socket: 3 missed keepalives, at least 5 s."""
+        return max(5000, self.keepalive * 3 * 1000)
+
+
+_known_hosts_lock = threading.Lock()
+
+
+class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, settings: SshSettings):
+        self.settings = settings
+
+    def missing_host_key(self, client, hostname, key):
+        fingerprint = key.fingerprint
+        if not self.settings.accept_new_host_keys:
+            raise HostKeyRefused(
+                f"unknown host key for {hostname} ({fingerprint}): refused. If this is your board, "
+                f"rerun with --accept-new-host-keys to record it in {self.settings.known_hosts}")
+        with _known_hosts_lock:
+            path = self.settings.known_hosts
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+            client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def make_connection(board: Board, settings: SshSettings) -> Connection:
+    """A not-yet-open Connection for a board; ~/.ssh/config (or settings.ssh_config) applies."""
+    config = Config(runtime_ssh_path=settings.ssh_config) if settings.ssh_config else Config()
+    connect_kwargs = {"banner_timeout": settings.connect_timeout, "auth_timeout": settings.connect_timeout,
+                      "channel_timeout": settings.connect_timeout}
+    if board.key:
+        connect_kwargs.update(key_filename=[board.key], allow_agent=False, look_for_keys=False)
+    conn = Connection(host=board.host, user=board.user, port=board.port if board.port != 22 else None,
+                      connect_timeout=settings.connect_timeout, connect_kwargs=connect_kwargs, config=config)
+    if settings.known_hosts.exists():
+        conn.client.load_host_keys(str(settings.known_hosts))
+    conn.client.set_missing_host_key_policy(_KnownHostsPolicy(settings))
+    return conn
+
+
+def open_connection(board: Board, settings: SshSettings) -> Connection:
+    """Connect, retrying quick refusals with jitter until the connect timeout is spent."""
+    deadline = time.monotonic() + settings.connect_timeout
+    attempt = 0
+    while True:
+        conn = make_connection(board, settings)
+        try:
+            if not conn.gateway:
+                conn.connect_kwargs["sock"] = _socket(conn.host, int(conn.port), deadline, settings)
+            conn.open()
+            conn.transport.set_keepalive(settings.keepalive)
+            return conn
+        except BadHostKeyException as e:
+            conn.close()
+            raise HostKeyRefused(
+                f"host key for {e.hostname} CHANGED (now {e.key.fingerprint}, known as "
+                f"{e.expected_key.fingerprint}): refused. If the board was reinstalled, remove the old "
+                f"entry with: ssh-keygen -R {e.hostname} -f {settings.known_hosts}") from None
+        except paramiko.AuthenticationException as e:
+            conn.close()
+            raise PermissionError(f"SSH authentication failed for {conn.user}@{conn.host}: {e}") from None
+        except HostKeyRefused:
+            conn.close()
+            raise
+        except (socket.timeout, TimeoutError) as e:
+            conn.close()
+            raise Unreachable(f"no answer from {conn.host}:{conn.port} within {settings.connect_timeout:g} s") from e
+        except (OSError, SSHException, EOFError, NoValidConnectionsError) as e:
+            conn.close()
+            attempt += 1
+            retryable = isinstance(e, (ConnectionRefusedError, ConnectionResetError, EOFError, SSHException))
+            pause = min(2.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.5)
+            if not retryable or attempt > settings.retries or time.monotonic() + pause >= deadline:
+                raise Unreachable(f"{conn.host}:{conn.port}: {_describe(e)}") from e
+            time.sleep(pause)
+
+
+def _socket(host: str, port: int, deadline: float, settings: SshSettings) -> socket.socket:
+    timeout = max(0.1, deadline - time.monotonic())
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, settings.user_timeout_ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused (is sshd running?)"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return str(e) or type(e).__name__

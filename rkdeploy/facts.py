@@ -1,0 +1,78 @@
+"""What a board is and has, as read by the probe: the one typed record every task works from."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .versions import ComponentVersion
+
+# Known SoCs by the compatible string their device tree carries.
+KNOWN_SOCS = ("rk3588", "rk3588s", "rk3576", "rk3568", "rk3566", "rk3562", "rv1103", "rv1106", "rv1103b", "rv1126b")
+
+
+@dataclass
+class InstalledFile:
+    path: str
+    sha256: str = ""
+    size: int = 0
+    is_elf: bool = True
+    version: ComponentVersion | None = None
+
+
+@dataclass
+class NpuNode:
+    path: str
+    group: str
+    mode: str
+
+
+@dataclass
+class BoardFacts:
+    arch: str = ""
+    os: str = ""
+    kernel: str = ""
+    hostname: str = ""
+    user: str = ""
+    user_groups: list[str] = field(default_factory=list)
+    sudo: str = ""                       # "root", "ok" (passwordless or password given), "no"
+    compatible: list[str] = field(default_factory=list)
+    model: str = ""
+    npu_driver: ComponentVersion | None = None
+    npu_nodes: list[NpuNode] = field(default_factory=list)
+    runtime: InstalledFile | None = None          # the one the loader finds first
+    runtimes: list[InstalledFile] = field(default_factory=list)
+    server: InstalledFile | None = None
+    server_running: bool = False
+    server_pid: int | None = None
+    server_manager: str = ""             # "systemd", "start_rknn.sh" or "" (not managed)
+    server_unit: bool = False            # a rknn_server.service unit exists
+    files: dict[str, str] = field(default_factory=dict)   # path -> sha256 of other managed files
+    lite2: ComponentVersion | None = None
+    python: str = ""
+    python_tag: str = ""                 # e.g. cp311
+    pip: str = ""
+    python_h: bool = False
+    gcc: bool = False
+    disk_free_kb: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def soc(self) -> str:
+        """The SoC from the device tree (`rockchip,rk3588` → `rk3588`), "" when unknown."""
+        for entry in self.compatible:
+            vendor, _, name = entry.partition(",")
+            if vendor == "rockchip" and name in KNOWN_SOCS:
+                return name
+        return ""
+
+    @property
+    def server_version(self) -> ComponentVersion | None:
+        return self.server.version if self.server else None
+
+    @property
+    def runtime_version(self) -> ComponentVersion | None:
+        return self.runtime.version if self.runtime else None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["soc"] = self.soc
+        return data

@@ -1,0 +1,144 @@
+"""Run one job on many boards: a bounded pool, live progress, one result per board.
+
+A board's job gets a `BoardSession` (a lazily opened connection that counts
+remote commands) and returns a `BoardResult`. Network failures become
+`unreachable`, everything else `failed`, and neither stops the other boards
+unless `--fail-percent` says so.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from invoke.exceptions import CommandTimedOut
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .connection import HostKeyRefused, SshSettings, Unreachable, open_connection
+from .inventory import Board
+
+OK, CHANGED, FAILED, UNREACHABLE, SKIPPED = "ok", "changed", "failed", "unreachable", "skipped"
+
+
+@dataclass
+class BoardResult:
+    board: str
+    status: str
+    data: Any = None
+    error: str = ""
+    seconds: float = 0.0
+    commands: int = 0
+    bytes_sent: int = 0
+
+    @property
+    def reachable(self) -> bool:
+        return self.status not in (UNREACHABLE, SKIPPED)
+
+
+class BoardSession:
+    """A board's connection for one job: opened on first use, closed at the end, commands counted."""
+
+    def __init__(self, board: Board, settings: SshSettings):
+        self.board = board
+        self.settings = settings
+        self.commands = 0
+        self.bytes_sent = 0
+        self._conn = None
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = open_connection(self.board, self.settings)
+        return self._conn
+
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None, warn: bool = True):
+        """Run a remote command (through the login shell); stdin text is sent and never echoed."""
+        from io import StringIO
+
+        self.commands += 1
+        return self.conn.run(command, hide=True, warn=warn, pty=False,
+                             in_stream=StringIO(stdin) if stdin is not None else False,
+                             timeout=timeout or self.settings.command_timeout)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+@dataclass
+class FleetRun:
+    results: list[BoardResult] = field(default_factory=list)
+    stopped_early: bool = False
+    retry_file: Path | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+def classify(error: BaseException) -> tuple[str, str]:
+    """(status, message) for an exception raised by a board's job."""
+    if isinstance(error, Unreachable):
+        return UNREACHABLE, str(error)
+    if isinstance(error, CommandTimedOut):
+        return UNREACHABLE, f"command timed out after {error.timeout:g} s (link lost?)"
+    if isinstance(error, (EOFError, ConnectionError, TimeoutError)) or type(error).__name__ in ("SSHException", "ProxyCommandFailure"):
+        return UNREACHABLE, f"connection lost: {error or type(error).__name__}"
+    if isinstance(error, (HostKeyRefused, PermissionError)):
+        return FAILED, str(error)
+    return FAILED, f"{type(error).__name__}: {error}"
+
+
+def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], settings: SshSettings, *,
+              label: str, parallel: int = 32, fail_percent: float | None = None,
+              console: Console | None = None, retry_dir: Path | None = None) -> FleetRun:
+    """Run `job` on every board, at most `parallel` at a time; never raises for a board's failure."""
+    console = console or Console(stderr=True)
+    run = FleetRun()
+    lock = threading.Lock()
+    stop = threading.Event()
+    failures = 0
+
+    def one(board: Board) -> BoardResult:
+        nonlocal failures
+        if stop.is_set():
+            return BoardResult(board.name, SKIPPED, error="not started: --fail-percent reached")
+        started = time.monotonic()
+        session = BoardSession(board, settings)
+        try:
+            result = job(session)
+        except BaseException as e:  # noqa: BLE001 - one board's failure must not end the fleet
+            status, message = classify(e)
+            result = BoardResult(board.name, status, error=message)
+        finally:
+            session.close()
+        result.seconds = time.monotonic() - started
+        result.commands = session.commands
+        result.bytes_sent = result.bytes_sent or session.bytes_sent
+        with lock:
+            if result.status in (FAILED, UNREACHABLE):
+                failures += 1
+                if fail_percent is not None and failures * 100.0 / len(boards) > fail_percent:
+                    stop.set()
+        return result
+
+    progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
+                        console=console, transient=True, disable=not console.is_terminal)
+    with progress, ThreadPoolExecutor(max_workers=max(1, min(parallel, len(boards) or 1))) as pool:
+        task = progress.add_task(label, total=len(boards), last="")
+        futures = [pool.submit(one, b) for b in boards]
+        by_future = dict(zip(futures, boards))
+        for future in as_completed(futures):
+            progress.update(task, advance=1, last=f"{by_future[future].name}: {future.result().status}")
+        run.results = [f.result() for f in futures]
+    run.stopped_early = stop.is_set()
+    failed = [r.board for r in run.results if r.status in (FAILED, UNREACHABLE, SKIPPED)]
+    if failed and retry_dir is not None:
+        retry_dir.mkdir(parents=True, exist_ok=True)
+        run.retry_file = retry_dir / f"retry-{label.replace(' ', '-')}.txt"
+        run.retry_file.write_text("\n".join(failed) + "\n")
+    return run

@@ -1,0 +1,123 @@
+"""Version policy: what must match what, and what to do when it does not.
+
+Rockchip's rule (RKNN-NOTES.md §4): rknn-toolkit2 on the PC, rknn_server and
+librknnrt on the board are one release. Build suffixes do not count. Every
+finding says what is wrong in words a user recognises and the command that
+fixes it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from packaging.version import Version
+
+from .facts import BoardFacts
+from .versions import same_release
+
+ERROR, WARNING = "error", "warning"
+DRIVER_FLOOR = Version("0.9.2")        # what Rockchip's docs recommend
+DRIVER_HARD_WARN = Version("0.8.8")    # what the runtime itself warns below
+SUPPORTED_ARCHES = {"aarch64": "aarch64", "arm64": "aarch64", "armv7l": "armhf", "armv8l": "armhf"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str
+    component: str     # runtime, server, lite2, driver, toolkit, arch, npu, sudo
+    message: str
+    fix: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The releases a fleet should run: the selected SDK bundle (or --sdk) and the PC toolkit."""
+    sdk: Version | None = None
+    toolkit: Version | None = None
+
+    @property
+    def expected(self) -> Version | None:
+        return self.sdk or self.toolkit
+
+
+def evaluate(name: str, facts: BoardFacts, target: Target) -> list[Finding]:
+    findings: list[Finding] = []
+    add = findings.append
+    provision = f"inv provision --host {name}" + (f" --bundle {target.expected}" if target.expected else "")
+
+    if facts.arch not in SUPPORTED_ARCHES:
+        add(Finding(ERROR, "arch", f"architecture {facts.arch or 'unknown'} has no RKNN runtime "
+                                   "(Rockchip ships aarch64 and armhf only)"))
+    runtime, server = facts.runtime, facts.server
+    if runtime is None:
+        add(Finding(ERROR, "runtime", "librknnrt.so is not installed (looked in /usr/lib, /usr/lib64, "
+                                      "/usr/local/lib, /oem/usr/lib)", provision))
+    elif not runtime.is_elf:
+        add(Finding(ERROR, "runtime", f"{runtime.path} is not an ELF library (programs fail with "
+                                      "'invalid ELF header'; often a web page saved by mistake)", provision))
+    elif runtime.version is None:
+        add(Finding(ERROR, "runtime", f"{runtime.path} carries no librknnrt version string", provision))
+    if server is None:
+        add(Finding(ERROR, "server", "rknn_server is not installed (connected-board eval_perf/eval_memory "
+                                     "need it)", provision))
+    elif server.version is None:
+        add(Finding(ERROR, "server", f"{server.path} carries no rknn_server version string", provision))
+    elif not facts.server_running:
+        add(Finding(WARNING, "server", "rknn_server is installed but not running (the toolkit then fails "
+                                       "with 'server connect fail')", f"inv server.start --host {name}"))
+
+    rv, sv = facts.runtime_version, facts.server_version
+    if rv and sv and not same_release(rv.release, sv.release):
+        add(Finding(ERROR, "server", f"rknn_server {sv} and librknnrt {rv} differ: Rockchip requires one "
+                                     "release (mismatches fail with 'msg_ioctl_ack fail' or 'ACK_FAIL')",
+                    provision))
+    if target.sdk:
+        for label, v in (("librknnrt", rv), ("rknn_server", sv)):
+            if v and not same_release(v.release, target.sdk):
+                add(Finding(ERROR, "runtime" if label == "librknnrt" else "server",
+                            f"{label} {v} is not the fleet's SDK {target.sdk}", provision))
+    if target.toolkit and sv and not same_release(sv.release, target.toolkit):
+        add(Finding(ERROR, "toolkit", f"PC rknn-toolkit2 {target.toolkit} and the board's rknn_server {sv} "
+                                      "differ: connected-board runs will fail",
+                    f"inv provision --host {name} --bundle {target.toolkit} (or install rknn-toolkit2=={sv} on the PC)"))
+    if target.sdk and target.toolkit and not same_release(target.sdk, target.toolkit):
+        add(Finding(WARNING, "toolkit", f"the PC's rknn-toolkit2 {target.toolkit} is not the fleet's SDK "
+                                        f"{target.sdk}: models it builds may not load on the boards",
+                    f"pip install rknn-toolkit2=={target.sdk} in the toolkit's environment"))
+    if facts.lite2 and rv and not same_release(facts.lite2.release, rv.release):
+        add(Finding(ERROR, "lite2", f"rknn-toolkit-lite2 {facts.lite2} does not match librknnrt {rv}", provision))
+    elif facts.lite2 is None and target.expected and facts.arch == "aarch64":
+        add(Finding(WARNING, "lite2", "rknn-toolkit-lite2 is not installed (Python apps on the board need it)",
+                    provision))
+
+    driver = facts.npu_driver
+    if driver is None:
+        if facts.sudo == "no":
+            add(Finding(WARNING, "driver", "NPU driver version unreadable: it needs root and sudo asks for a "
+                                           "password", "rerun with --prompt-for-sudo-password, or allow "
+                                                       "passwordless sudo for this user"))
+        else:
+            add(Finding(WARNING, "driver", "no RKNPU driver found (no debugfs entry, no dmesg line): is the "
+                                           "NPU enabled in this kernel?"))
+    elif driver.version < DRIVER_FLOOR:
+        add(Finding(WARNING, "driver", f"NPU driver {driver} is below the recommended {DRIVER_FLOOR}"
+                                       + (f" (the runtime itself warns below {DRIVER_HARD_WARN})"
+                                          if driver.version < DRIVER_HARD_WARN else ""),
+                    "update the board's kernel/BSP image from the board vendor"))
+    if not facts.npu_nodes:
+        add(Finding(WARNING, "npu", "no NPU device node (/dev/rknpu or /dev/dri/renderD*)"))
+    else:
+        missing = [n for n in facts.npu_nodes if n.group not in facts.user_groups and facts.sudo != "root"]
+        if missing and len(missing) == len(facts.npu_nodes):
+            groups = sorted({n.group for n in missing})
+            add(Finding(WARNING, "npu", f"user {facts.user} is not in group {'/'.join(groups)} of "
+                                        f"{', '.join(n.path for n in missing)} ('failed to open rknpu module')",
+                        f"sudo usermod -aG {groups[0]} {facts.user}"))
+    return findings
+
+
+def status_of(findings: list[Finding]) -> str:
+    return "mismatch" if any(f.severity == ERROR for f in findings) else "ok"
+

@@ -1,0 +1,167 @@
+"""The board probe: one POSIX shell script, one round trip, every fact a task needs.
+
+`probe_script()` is what runs on the board (no binutils, no bash-isms: vendor
+images vary), `parse_probe()` turns its `key=value` lines into `BoardFacts`.
+Both are pure, so the parser is tested from captured outputs without SSH.
+"""
+from __future__ import annotations
+
+import shlex
+
+from .facts import BoardFacts, InstalledFile, NpuNode
+from .versions import parse_driver, parse_lite2, parse_runtime, parse_server
+
+RUNTIME_PATHS = ("/usr/lib/librknnrt.so", "/usr/lib64/librknnrt.so", "/usr/local/lib/librknnrt.so",
+                 "/oem/usr/lib/librknnrt.so", "/oem/usr/lib/librknnmrt.so")
+SERVER_PATHS = ("/usr/bin/rknn_server", "/oem/usr/bin/rknn_server", "/usr/local/bin/rknn_server")
+# Files rkdeploy installs besides the runtime and server; hashed so a re-run uploads nothing.
+MANAGED_PATHS = ("/usr/bin/start_rknn.sh", "/usr/bin/restart_rknn.sh", "/usr/include/rknn_api.h",
+                 "/usr/include/rknn_matmul_api.h", "/usr/include/rknn_custom_op.h",
+                 "/etc/systemd/system/rknn_server.service")
+DRIVER_FILES = ("/sys/kernel/debug/rknpu/version", "/sys/kernel/debug/rknpu/driver_version",
+                "/proc/debug/rknpu/driver_version")
+DF_PATHS = ("/", "/usr/lib", "/tmp", "/var")
+
+# What the probe's Python prints; run with the board's (or the board's venv's) interpreter.
+_PYTHON_FACTS = r"""
+import os, sys, sysconfig
+try:
+    import importlib.metadata as md
+except ImportError:
+    md = None
+print("python=%d.%d.%d" % sys.version_info[:3])
+print("python_tag=cp%d%d" % sys.version_info[:2])
+for dist, key in (("rknn-toolkit-lite2", "lite2"), ("pip", "pip")):
+    try:
+        print("%s=%s" % (key, md.version(dist) if md else ""))
+    except Exception:
+        print("%s=" % key)
+inc = sysconfig.get_paths().get("include") or ""
+print("python_h=%s" % ("yes" if os.path.exists(os.path.join(inc, "Python.h")) else "no"))
+"""
+
+
+def probe_script(python: str = "python3", sudo_password_on_stdin: bool = False, extra_paths: tuple[str, ...] = ()) -> str:
+    """The shell script the board runs. With `sudo_password_on_stdin`, its first stdin line is the
+    sudo password: read into a shell variable and fed to `sudo -S` through a builtin, so it never
+    appears in an argv, a log or the command text."""
+    files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
+    read_pw = 'IFS= read -r RKD_PW || RKD_PW=""' if sudo_password_on_stdin else 'RKD_PW=""'
+    return f"""LC_ALL=C; export LC_ALL
+{read_pw}
+p() {{ printf '%s=%s\\n' "$1" "$2"; }}
+asroot() {{
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif [ -n "$RKD_PW" ]; then printf '%s\\n' "$RKD_PW" | sudo -S -p '' "$@"
+  else sudo -n "$@"; fi
+}}
+p arch "$(uname -m)"
+p kernel "$(uname -r)"
+p hostname "$(hostname 2>/dev/null || cat /etc/hostname)"
+p user "$(id -un)"
+p user_groups "$(id -nG)"
+if [ -r /etc/os-release ]; then p os "$(. /etc/os-release; echo "$PRETTY_NAME")"; fi
+if [ "$(id -u)" = 0 ]; then p sudo root; elif asroot true 2>/dev/null </dev/null; then p sudo ok; else p sudo no; fi
+for d in /proc/device-tree /sys/firmware/devicetree/base; do
+  if [ -r "$d/compatible" ]; then
+    p compatible "$(tr '\\000' ' ' < "$d/compatible")"
+    p model "$(tr -d '\\000' < "$d/model" 2>/dev/null)"
+    break
+  fi
+done
+drv=""
+for f in {" ".join(DRIVER_FILES)}; do
+  drv=$(asroot cat "$f" 2>/dev/null </dev/null) && [ -n "$drv" ] && break
+  drv=""
+done
+[ -n "$drv" ] || drv=$(asroot dmesg 2>/dev/null </dev/null | grep -o 'Initialized rknpu [0-9.]*' | tail -n 1)
+p npu_driver "$drv"
+for n in /dev/rknpu /dev/dri/renderD*; do
+  [ -e "$n" ] && p npu_node "$n|$(stat -c '%G|%a' "$n")"
+done
+for f in {files}; do
+  [ -e "$f" ] || continue
+  magic=$(head -c 4 "$f" | od -An -tx1 | tr -d ' \\n')
+  ver=$(grep -a -o -m 1 -E 'librknnm?rt version: [0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|rknn_server version: [0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|[0-9]+\\.[0-9]+\\.[0-9]+[0-9a-z.]* \\([0-9a-f]+ build[:@] ?[^)]*\\)' "$f" 2>/dev/null | head -n 1)
+  p file "$f|$(stat -c %s "$f")|$(sha256sum < "$f" | cut -d ' ' -f 1)|$magic|$ver"
+done
+spid=$(pgrep -x rknn_server | head -n 1)
+p server_pid "$spid"
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] && systemctl cat rknn_server.service >/dev/null 2>&1; then
+  p server_unit yes
+  [ "$(systemctl is-active rknn_server.service 2>/dev/null)" = active ] && p server_manager systemd
+fi
+pgrep -f '[s]tart_rknn.sh' >/dev/null 2>&1 && p server_manager start_rknn.sh
+if command -v {shlex.quote(python)} >/dev/null 2>&1; then
+{shlex.quote(python)} - <<'RKD_PY'
+{_PYTHON_FACTS.strip()}
+RKD_PY
+fi
+command -v gcc >/dev/null 2>&1 && p gcc yes
+for d in {" ".join(DF_PATHS)}; do
+  [ -d "$d" ] && p df "$d|$(df -Pk "$d" | awk 'NR==2 {{print $4}}')"
+done
+p end ok
+"""
+
+
+class ProbeError(RuntimeError):
+    """The probe's output is not what the probe prints: the board ended it early or is not Linux."""
+
+
+def parse_probe(output: str) -> BoardFacts:
+    facts = BoardFacts()
+    seen_end = False
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if key == "end":
+            seen_end = True
+        elif key in ("arch", "kernel", "hostname", "user", "os", "model", "python", "python_tag", "pip", "sudo"):
+            setattr(facts, key, value)
+        elif key == "user_groups":
+            facts.user_groups = value.split()
+        elif key == "compatible":
+            facts.compatible = value.split()
+        elif key == "npu_driver":
+            facts.npu_driver = parse_driver(value) if value else None
+        elif key == "npu_node":
+            path, group, mode = (value.split("|") + ["", ""])[:3]
+            facts.npu_nodes.append(NpuNode(path=path, group=group, mode=mode))
+        elif key == "file":
+            _add_file(facts, value)
+        elif key == "server_pid":
+            facts.server_pid = int(value) if value.isdigit() else None
+            facts.server_running = facts.server_pid is not None
+        elif key == "server_manager":
+            facts.server_manager = facts.server_manager or value
+        elif key == "server_unit":
+            facts.server_unit = value == "yes"
+        elif key == "lite2":
+            facts.lite2 = parse_lite2(value) if value else None
+        elif key in ("python_h", "gcc"):
+            setattr(facts, key, value == "yes")
+        elif key == "df":
+            path, _, kb = value.partition("|")
+            if kb.isdigit():
+                facts.disk_free_kb[path] = int(kb)
+    if not seen_end:
+        raise ProbeError("the board's probe output ended early (is the login shell a POSIX shell on Linux?)")
+    return facts
+
+
+def _add_file(facts: BoardFacts, value: str) -> None:
+    path, size, sha, magic, ver = (value.split("|", 4) + [""] * 5)[:5]
+    item = InstalledFile(path=path, sha256=sha, size=int(size) if size.isdigit() else 0, is_elf=magic == "7f454c46")
+    if path in RUNTIME_PATHS:
+        item.version = parse_runtime(ver) if ver else None
+        facts.runtimes.append(item)
+        if facts.runtime is None:
+            facts.runtime = item
+    elif path in SERVER_PATHS:
+        item.version = parse_server(ver) if ver else None
+        if facts.server is None:
+            facts.server = item
+    facts.files[path] = sha

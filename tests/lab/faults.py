@@ -1,0 +1,64 @@
+"""Faults to inject into lab boards: each undoes cleanly, and all vanish with lab.down."""
+from __future__ import annotations
+
+from .fleet import Board, Lab
+from .host import run
+
+
+def cut_link(board: Board) -> None:
+    """The cable is pulled: packets to and from the board vanish."""
+    run(["ip", "link", "set", board.veth, "down"])
+
+
+def restore_link(board: Board) -> None:
+    run(["ip", "link", "set", board.veth, "up"])
+
+
+def _ssh_filter(board: Board, action: str) -> None:
+    clear_filter(board)
+    extra = ["--reject-with", "tcp-reset"] if action == "REJECT" else []
+    run(["ip", "netns", "exec", board.netns, "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "22",
+         "-j", action, *extra])
+
+
+def drop_packets(board: Board) -> None:
+    """Silently drop SSH packets: a firewall that times connections out."""
+    _ssh_filter(board, "DROP")
+
+
+def reject_packets(board: Board) -> None:
+    """Refuse SSH at once (TCP reset)."""
+    _ssh_filter(board, "REJECT")
+
+
+def clear_filter(board: Board) -> None:
+    run(["ip", "netns", "exec", board.netns, "iptables", "-w", "-F", "INPUT"])
+
+
+def limit_bandwidth(board: Board, rate: str = "100mbit") -> None:
+    """Traffic towards the board (uploads) limited with a token bucket on its host-side veth."""
+    run(["tc", "qdisc", "replace", "dev", board.veth, "root", "tbf", "rate", rate, "burst", "32kbit",
+         "latency", "400ms"])
+
+
+def clear_bandwidth(board: Board) -> None:
+    run(["tc", "qdisc", "del", "dev", board.veth, "root"], check=False)
+
+
+def stop_sshd(lab: Lab, board: Board) -> None:
+    """sshd (the listener) stops; sessions already open and the rest of the board keep running."""
+    lab.board_exec(board, f"kill $(cat {board.merged}/run/lab-sshd.pid)")
+
+
+def start_sshd(lab: Lab, board: Board) -> None:
+    lab.board_root_exec(board, "/usr/sbin/sshd -D -e < /dev/null > /dev/null 2>&1 & echo $! > /run/lab-sshd.pid")
+
+
+def fill_disk(lab: Lab, board: Board) -> None:
+    """Fill the board's root filesystem (its size-limited tmpfs upper) to the last byte."""
+    lab.board_root_exec(board, "dd if=/dev/zero of=/var/lab-fill bs=1M 2>/dev/null; "
+                               "dd if=/dev/zero of=/var/lab-fill-tail bs=1k 2>/dev/null; true")
+
+
+def free_disk(lab: Lab, board: Board) -> None:
+    lab.board_root_exec(board, "rm -f /var/lab-fill /var/lab-fill-tail")
