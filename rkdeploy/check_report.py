@@ -18,7 +18,7 @@ def _cell(value, bad: bool) -> Text:
 
 def render_check(console: Console, run: FleetRun, target: Target, toolkit_note: str) -> None:
     table = Table(title="Fleet versions", title_justify="left", expand=False)
-    for col in ("Board", "SoC", "Arch", "Driver", "rknn_server", "librknnrt", "lite2", "Status", "Reason / fix"):
+    for col in ("Board", "SoC", "Arch", "Driver", "rknn_server", "librknnrt", "lite2", "Status", "Reason"):
         table.add_column(col, overflow="fold")
     for r in run.results:
         status = board_status(r)
@@ -33,14 +33,8 @@ def render_check(console: Console, run: FleetRun, target: Target, toolkit_note: 
         server_cell = _cell(server, "server" in bad or "toolkit" in bad)
         if server and not facts.server_running:
             server_cell.append(" (stopped)", style="yellow")
-        reasons = Text()
-        for f in findings:
-            if reasons:
-                reasons.append("\n")
-            reasons.append(f"{'✗' if f.severity == ERROR else '!'} {f.message}",
-                           style="red" if f.severity == ERROR else "yellow")
-            if f.fix:
-                reasons.append(f"\n  → {f.fix}", style="cyan")
+        reasons = Text(", ").join(Text(f.short or f.component, style="red" if f.severity == ERROR else "yellow")
+                                  for f in findings)
         driver = _cell(facts.npu_driver, False)
         if "driver" in warn:
             driver.stylize("yellow")
@@ -48,6 +42,14 @@ def render_check(console: Console, run: FleetRun, target: Target, toolkit_note: 
                       _cell(facts.runtime_version, "runtime" in bad), _cell(facts.lite2, "lite2" in bad),
                       status_text, reasons or Text("all versions agree", style="green"))
     console.print(table)
+    for r in run.results:
+        if isinstance(r.data, BoardCheck) and r.data.findings:
+            console.print(Text(f"{r.board}:", style="bold"))
+            for f in r.data.findings:
+                console.print(Text(f"  {'✗' if f.severity == ERROR else '!'} {f.message}",
+                                   style="red" if f.severity == ERROR else "yellow"))
+                if f.fix:
+                    console.print(Text(f"    fix: {f.fix}", style="cyan"))
     target_text = f"target SDK {target.sdk}" if target.sdk else "no target SDK (pass --sdk or --bundle)"
     console.print(f"PC toolkit: {toolkit_note}; {target_text}")
     counts = {}

@@ -81,7 +81,7 @@ def check(c, host=None, group=None, all=False, inventory=None, sdk=None, json=Fa
         raise _fail(f"--sdk {sdk!r} is not a release number like 2.3.2")
     toolkit_info, toolkit_release = _toolkit(c)
     target = Target(sdk=release_of(sdk), toolkit=toolkit_release)
-    console = Console(stderr=json)
+    console = Console(stderr=json, width=None if sys.stdout.isatty() else 140)
     run = run_fleet(boards, check_job(target), settings, label="check",
                     parallel=int(parallel or inv.settings.get("parallel") or c.config.rkdeploy.parallel),
                     fail_percent=float(fail_percent) if fail_percent is not None else None,

@@ -26,6 +26,7 @@ class Finding:
     component: str     # runtime, server, lite2, driver, toolkit, arch, npu, sudo
     message: str
     fix: str = ""
+    short: str = ""    # a few words for the table's reason column
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,72 +50,76 @@ def evaluate(name: str, facts: BoardFacts, target: Target) -> list[Finding]:
 
     if facts.arch not in SUPPORTED_ARCHES:
         add(Finding(ERROR, "arch", f"architecture {facts.arch or 'unknown'} has no RKNN runtime "
-                                   "(Rockchip ships aarch64 and armhf only)"))
+                                   "(Rockchip ships aarch64 and armhf only)", short=f"arch {facts.arch}"))
     runtime, server = facts.runtime, facts.server
     if runtime is None:
         add(Finding(ERROR, "runtime", "librknnrt.so is not installed (looked in /usr/lib, /usr/lib64, "
-                                      "/usr/local/lib, /oem/usr/lib)", provision))
+                                      "/usr/local/lib, /oem/usr/lib)", provision, "no librknnrt"))
     elif not runtime.is_elf:
         add(Finding(ERROR, "runtime", f"{runtime.path} is not an ELF library (programs fail with "
-                                      "'invalid ELF header'; often a web page saved by mistake)", provision))
+                                      "'invalid ELF header'; often a web page saved by mistake)", provision, "runtime not ELF"))
     elif runtime.version is None:
-        add(Finding(ERROR, "runtime", f"{runtime.path} carries no librknnrt version string", provision))
+        add(Finding(ERROR, "runtime", f"{runtime.path} carries no librknnrt version string", provision, "runtime unversioned"))
     if server is None:
         add(Finding(ERROR, "server", "rknn_server is not installed (connected-board eval_perf/eval_memory "
-                                     "need it)", provision))
+                                     "need it)", provision, "no rknn_server"))
     elif server.version is None:
-        add(Finding(ERROR, "server", f"{server.path} carries no rknn_server version string", provision))
+        add(Finding(ERROR, "server", f"{server.path} carries no rknn_server version string", provision, "server unversioned"))
     elif not facts.server_running:
         add(Finding(WARNING, "server", "rknn_server is installed but not running (the toolkit then fails "
-                                       "with 'server connect fail')", f"inv server.start --host {name}"))
+                                       "with 'server connect fail')", f"inv server.start --host {name}", "server stopped"))
 
     rv, sv = facts.runtime_version, facts.server_version
     if rv and sv and not same_release(rv.release, sv.release):
         add(Finding(ERROR, "server", f"rknn_server {sv} and librknnrt {rv} differ: Rockchip requires one "
                                      "release (mismatches fail with 'msg_ioctl_ack fail' or 'ACK_FAIL')",
-                    provision))
+                    provision, f"server {sv} ≠ runtime {rv}"))
     if target.sdk:
         for label, v in (("librknnrt", rv), ("rknn_server", sv)):
             if v and not same_release(v.release, target.sdk):
                 add(Finding(ERROR, "runtime" if label == "librknnrt" else "server",
-                            f"{label} {v} is not the fleet's SDK {target.sdk}", provision))
+                            f"{label} {v} is not the fleet's SDK {target.sdk}", provision,
+                            f"{label} {v} ≠ SDK {target.sdk}"))
     if target.toolkit and sv and not same_release(sv.release, target.toolkit):
         add(Finding(ERROR, "toolkit", f"PC rknn-toolkit2 {target.toolkit} and the board's rknn_server {sv} "
                                       "differ: connected-board runs will fail",
-                    f"inv provision --host {name} --bundle {target.toolkit} (or install rknn-toolkit2=={sv} on the PC)"))
+                    f"inv provision --host {name} --bundle {target.toolkit} (or install rknn-toolkit2=={sv} on the PC)",
+                    f"toolkit {target.toolkit} ≠ server {sv}"))
     if target.sdk and target.toolkit and not same_release(target.sdk, target.toolkit):
         add(Finding(WARNING, "toolkit", f"the PC's rknn-toolkit2 {target.toolkit} is not the fleet's SDK "
                                         f"{target.sdk}: models it builds may not load on the boards",
-                    f"pip install rknn-toolkit2=={target.sdk} in the toolkit's environment"))
+                    f"pip install rknn-toolkit2=={target.sdk} in the toolkit's environment",
+                    f"toolkit {target.toolkit} ≠ SDK {target.sdk}"))
     if facts.lite2 and rv and not same_release(facts.lite2.release, rv.release):
-        add(Finding(ERROR, "lite2", f"rknn-toolkit-lite2 {facts.lite2} does not match librknnrt {rv}", provision))
+        add(Finding(ERROR, "lite2", f"rknn-toolkit-lite2 {facts.lite2} does not match librknnrt {rv}", provision,
+                    f"lite2 {facts.lite2} ≠ runtime {rv}"))
     elif facts.lite2 is None and target.expected and facts.arch == "aarch64":
         add(Finding(WARNING, "lite2", "rknn-toolkit-lite2 is not installed (Python apps on the board need it)",
-                    provision))
+                    provision, "no lite2"))
 
     driver = facts.npu_driver
     if driver is None:
         if facts.sudo == "no":
             add(Finding(WARNING, "driver", "NPU driver version unreadable: it needs root and sudo asks for a "
                                            "password", "rerun with --prompt-for-sudo-password, or allow "
-                                                       "passwordless sudo for this user"))
+                                                       "passwordless sudo for this user", "driver unreadable (sudo)"))
         else:
             add(Finding(WARNING, "driver", "no RKNPU driver found (no debugfs entry, no dmesg line): is the "
-                                           "NPU enabled in this kernel?"))
+                                           "NPU enabled in this kernel?", short="no NPU driver"))
     elif driver.version < DRIVER_FLOOR:
         add(Finding(WARNING, "driver", f"NPU driver {driver} is below the recommended {DRIVER_FLOOR}"
                                        + (f" (the runtime itself warns below {DRIVER_HARD_WARN})"
                                           if driver.version < DRIVER_HARD_WARN else ""),
-                    "update the board's kernel/BSP image from the board vendor"))
+                    "update the board's kernel/BSP image from the board vendor", f"driver {driver} old"))
     if not facts.npu_nodes:
-        add(Finding(WARNING, "npu", "no NPU device node (/dev/rknpu or /dev/dri/renderD*)"))
+        add(Finding(WARNING, "npu", "no NPU device node (/dev/rknpu or /dev/dri/renderD*)", short="no NPU node"))
     else:
         missing = [n for n in facts.npu_nodes if n.group not in facts.user_groups and facts.sudo != "root"]
         if missing and len(missing) == len(facts.npu_nodes):
             groups = sorted({n.group for n in missing})
             add(Finding(WARNING, "npu", f"user {facts.user} is not in group {'/'.join(groups)} of "
                                         f"{', '.join(n.path for n in missing)} ('failed to open rknpu module')",
-                        f"sudo usermod -aG {groups[0]} {facts.user}"))
+                        f"sudo usermod -aG {groups[0]} {facts.user}", "NPU node permissions"))
     return findings
 
 

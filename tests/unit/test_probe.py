@@ -1,0 +1,67 @@
+"""The probe parser, from captured probe outputs (lab boards and field-style boards)."""
+import subprocess
+
+import pytest
+
+from rkdeploy.probe import ProbeError, parse_probe, probe_script
+from tests.conftest import FIXTURES
+
+PROBES = FIXTURES / "probe"
+
+
+def test_the_field_board_reads_as_rk3588_with_1_5_0_runtime_and_server_running_under_start_rknn():
+    facts = parse_probe((PROBES / "rk3588-field-1.5.0.txt").read_text())
+    assert (facts.arch, facts.soc, facts.model) == ("aarch64", "rk3588", "Firefly ITX-3588J")
+    assert facts.npu_driver.release == "0.9.2"
+    assert facts.runtime.path == "/usr/lib/librknnrt.so" and facts.runtime.is_elf
+    assert facts.runtime_version.release == "1.5.0"
+    assert facts.server_version.release == "1.5.0"
+    assert facts.server_version.build == "17e11b1 build: 2023-05-18 21:43:39"
+    assert facts.server_running and facts.server_pid == 35 and facts.server_manager == "start_rknn.sh"
+    assert facts.lite2 is None and facts.python_tag == "cp311" and facts.pip == "23.0.1"
+    assert not facts.python_h and not facts.gcc
+    assert facts.npu_nodes[0].path == "/dev/rknpu" and facts.npu_nodes[0].group == "video"
+    assert facts.disk_free_kb["/"] == 786256
+    assert facts.files["/usr/bin/start_rknn.sh"].startswith("1cb242ac")
+
+
+def test_a_board_whose_server_and_runtime_disagree_shows_both_versions():
+    facts = parse_probe((PROBES / "rk3588-mismatch.txt").read_text())
+    assert facts.server_version.release == "1.6.0"
+    assert facts.runtime_version.release == "2.3.2"
+
+
+def test_an_html_file_named_librknnrt_is_noticed_and_the_next_library_is_still_listed():
+    facts = parse_probe((PROBES / "vendor-root-html-runtime.txt").read_text())
+    assert facts.runtime.path == "/usr/lib/librknnrt.so" and not facts.runtime.is_elf
+    assert facts.runtime.version is None
+    assert [r.path for r in facts.runtimes] == ["/usr/lib/librknnrt.so", "/usr/lib64/librknnrt.so"]
+    assert facts.runtimes[1].version.release == "1.6.0"
+    assert facts.npu_driver.release == "0.9.5"          # from the dmesg line
+    assert facts.soc == "rk3588" and facts.sudo == "root"
+    assert facts.server_unit and not facts.server_running
+    assert facts.lite2.release == "1.6.0" and facts.python_h and facts.gcc
+
+
+def test_output_cut_short_is_an_error_not_a_board_without_software():
+    with pytest.raises(ProbeError, match="ended early"):
+        parse_probe((PROBES / "no-sudo-truncated.txt").read_text())
+
+
+def test_the_probe_script_is_valid_posix_shell():
+    for with_password in (False, True):
+        script = probe_script("/opt/venv/bin/python3", sudo_password_on_stdin=with_password)
+        subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+
+
+def test_the_probe_quotes_the_python_path_and_never_contains_a_password_placeholder_in_argv():
+    script = probe_script("/opt/my venv/bin/python3", sudo_password_on_stdin=True)
+    assert "'/opt/my venv/bin/python3'" in script
+    assert "sudo -S -p ''" in script and "IFS= read -r RKD_PW" in script
+
+
+def test_running_the_probe_on_this_linux_machine_yields_a_complete_record():
+    # Not a board, but a real Linux: the script must run to the end and parse.
+    out = subprocess.run(["sh", "-c", probe_script()], capture_output=True, text=True, timeout=60).stdout
+    facts = parse_probe(out)
+    assert facts.arch and facts.kernel and facts.python_tag.startswith("cp")
