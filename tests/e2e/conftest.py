@@ -1,0 +1,57 @@
+"""The lab fleet for end-to-end tests: its own lab name and subnet, always torn down."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab.fleet import Lab
+
+RKDEPLOY = str(Path(sys.executable).parent / "rkdeploy")
+
+
+def lab_available() -> str | None:
+    if os.geteuid() != 0:
+        return "the board lab needs root"
+    for tool in ("ip", "unshare", "nsenter", "debootstrap", "qemu-aarch64-static", "aarch64-linux-gnu-gcc", "sshd"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            return f"the board lab needs {tool} (see README: .ci/run installs it)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab():
+    reason = lab_available()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab("test", subnet=1)
+    lab.down()                      # leftovers of a crashed earlier run
+    try:
+        lab.up()                    # the four default profiles
+        yield lab
+    finally:
+        lab.down()
+
+
+def ssh(lab: Lab, board, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Plain OpenSSH with the lab's generated key and known_hosts, as a user would."""
+    return subprocess.run(
+        ["ssh", "-i", str(lab.key), "-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+         "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"rock@{board.ip}", command],
+        capture_output=True, text=True, timeout=timeout)
+
+
+def rkdeploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([RKDEPLOY, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def inventory_copy(lab: Lab, tmp_path: Path, **settings) -> Path:
+    """The lab's inventory with changed settings (e.g. its own known_hosts or timeouts)."""
+    doc = yaml.safe_load(lab.inventory.read_text())
+    doc["settings"].update(settings)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path

@@ -1,0 +1,97 @@
+"""`rkdeploy check` against the lab fleet over real SSH, as a user runs it."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import inventory_copy, rkdeploy
+from tests.lab import faults
+from tests.lab.fleet import load_profile
+
+pytestmark = pytest.mark.lab
+
+
+def check_json(inventory, *extra):
+    proc = rkdeploy("check", "--all", "--json", "--inventory", str(inventory), *extra)
+    return proc, json.loads(proc.stdout)
+
+
+def test_check_json_reports_exactly_what_the_lab_installed_in_one_remote_command_per_board(lab):
+    proc, doc = check_json(lab.inventory)
+    by_name = {b["board"]: b for b in doc["boards"]}
+    for board in lab.boards():
+        profile = load_profile(board.profile)
+        entry = by_name[board.name]
+        facts = entry["facts"]
+        assert entry["remote_commands"] == 1
+        assert facts["arch"] == "aarch64" and facts["soc"] == profile["soc"]
+        assert facts["npu_driver"]["release"] == profile["npu_driver"]
+        installed = profile["installed"]
+        runtime = facts["runtime"]["version"]["release"] if facts["runtime"] else None
+        server = facts["server"]["version"]["release"] if facts["server"] else None
+        assert (runtime, server) == (installed.get("runtime"), installed.get("server"))
+        assert facts["server_running"] == bool(profile.get("server_running"))
+    assert by_name["box2"]["status"] == "ok"                      # the field board: 1.5.0 throughout
+    assert by_name["box3"]["status"] == "mismatch"                # server 1.6.0, runtime 2.3.2
+    assert any("1.6.0" in f["message"] and "2.3.2" in f["message"] for f in by_name["box3"]["findings"])
+    assert proc.returncode == 2                                    # mismatches, nothing unreachable
+
+
+def test_the_table_shows_the_seed_board_and_the_disagreement(lab):
+    proc = rkdeploy("check", "--all", "--inventory", str(lab.inventory))
+    rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.startswith("│ box")}
+    assert rows["box2"].count("1.5.0") == 2 and "ok" in rows["box2"]
+    assert "server 1.6.0 ≠ runtime 2.3.2" in rows["box3"]
+    assert "rk3568" in rows["box4"]
+    assert "Recap: ok=1  mismatch=3  unreachable=0" in proc.stdout
+
+
+def test_a_cut_board_is_unreachable_within_the_connect_timeout_while_the_others_are_checked(lab, tmp_path):
+    inventory = inventory_copy(lab, tmp_path, connect_timeout=5)
+    cut = lab.boards()[1]
+    faults.cut_link(cut)
+    try:
+        started = time.monotonic()
+        proc, doc = check_json(inventory)
+        elapsed = time.monotonic() - started
+    finally:
+        faults.restore_link(cut)
+    statuses = {b["board"]: b for b in doc["boards"]}
+    assert statuses[cut.name]["status"] == "unreachable"
+    assert statuses[cut.name]["seconds"] <= 5 + 1.0
+    assert all(b["status"] in ("ok", "mismatch") for n, b in statuses.items() if n != cut.name)
+    assert proc.returncode == 2 | 4
+    assert elapsed < 60
+
+
+def test_unknown_host_keys_are_refused_accepted_once_on_request_and_changed_ones_refused(lab, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    inventory = inventory_copy(lab, tmp_path, known_hosts=str(known))
+    proc = rkdeploy("check", "--host", "box1", "--inventory", str(inventory))
+    assert proc.returncode & 8 and "unknown host key" in proc.stdout and "--accept-new-host-keys" in proc.stdout
+    assert known.read_text() == ""
+
+    proc = rkdeploy("check", "--host", "box1", "--inventory", str(inventory), "--accept-new-host-keys")
+    assert not proc.returncode & 8, proc.stdout
+    assert len(known.read_text().splitlines()) == 1
+    proc = rkdeploy("check", "--host", "box1", "--inventory", str(inventory))
+    assert not proc.returncode & 8
+    assert len(known.read_text().splitlines()) == 1
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    ip = known.read_text().split()[0]
+    known.write_text(f"{ip} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n")
+    proc = rkdeploy("check", "--host", "box1", "--inventory", str(inventory), "--accept-new-host-keys")
+    assert proc.returncode & 8 and "CHANGED" in proc.stdout and "ssh-keygen -R" in proc.stdout
+
+
+def test_a_malformed_inventory_is_one_line_on_stderr_with_exit_code_1(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("boards:\n  a:\n    host: x\n    hots: y\n")
+    proc = rkdeploy("check", "--all", "--inventory", str(bad))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"rkdeploy: {bad}:4: unknown key 'hots' in board 'a' (did you mean host, port?) " \
+                                  "(allowed: adb, groups, host, key, port, python, soc, user, vars)"
