@@ -22,25 +22,6 @@ DRIVER_FILES = ("/sys/kernel/debug/rknpu/version", "/sys/kernel/debug/rknpu/driv
                 "/proc/debug/rknpu/driver_version")
 DF_PATHS = ("/", "/usr/lib", "/tmp", "/var")
 
-# What the probe's Python prints; run with the board's (or the board's venv's) interpreter.
-_PYTHON_FACTS = r"""
-import os, sys, sysconfig
-try:
-    import importlib.metadata as md
-except ImportError:
-    md = None
-print("python=%d.%d.%d" % sys.version_info[:3])
-print("python_tag=cp%d%d" % sys.version_info[:2])
-for dist, key in (("rknn-toolkit-lite2", "lite2"), ("pip", "pip")):
-    try:
-        print("%s=%s" % (key, md.version(dist) if md else ""))
-    except Exception:
-        print("%s=" % key)
-inc = sysconfig.get_paths().get("include") or ""
-print("python_h=%s" % ("yes" if os.path.exists(os.path.join(inc, "Python.h")) else "no"))
-"""
-
-
 def probe_script(python: str = "python3", sudo_password_on_stdin: bool = False, extra_paths: tuple[str, ...] = ()) -> str:
     """The shell script the board runs. With `sudo_password_on_stdin`, its first stdin line is the
     sudo password: read into a shell variable and fed to `sudo -S` through a builtin, so it never
@@ -50,8 +31,9 @@ def probe_script(python: str = "python3", sudo_password_on_stdin: bool = False, 
     return f"""LC_ALL=C; export LC_ALL
 {read_pw}
 p() {{ printf '%s=%s\\n' "$1" "$2"; }}
+uid=$(id -u)
 asroot() {{
-  if [ "$(id -u)" = 0 ]; then "$@"
+  if [ "$uid" = 0 ]; then "$@"
   elif [ -n "$RKD_PW" ]; then printf '%s\\n' "$RKD_PW" | sudo -S -p '' "$@"
   else sudo -n "$@"; fi
 }}
@@ -61,7 +43,6 @@ p hostname "$(hostname 2>/dev/null || cat /etc/hostname)"
 p user "$(id -un)"
 p user_groups "$(id -nG)"
 if [ -r /etc/os-release ]; then p os "$(. /etc/os-release; echo "$PRETTY_NAME")"; fi
-if [ "$(id -u)" = 0 ]; then p sudo root; elif asroot true 2>/dev/null </dev/null; then p sudo ok; else p sudo no; fi
 for d in /proc/device-tree /sys/firmware/devicetree/base; do
   if [ -r "$d/compatible" ]; then
     p compatible "$(tr '\\000' ' ' < "$d/compatible")"
@@ -69,12 +50,11 @@ for d in /proc/device-tree /sys/firmware/devicetree/base; do
     break
   fi
 done
-drv=""
-for f in {" ".join(DRIVER_FILES)}; do
-  drv=$(asroot cat "$f" 2>/dev/null </dev/null) && [ -n "$drv" ] && break
-  drv=""
-done
-[ -n "$drv" ] || drv=$(asroot dmesg 2>/dev/null </dev/null | grep -o 'Initialized rknpu [0-9.]*' | tail -n 1)
+# Everything that needs root in one privileged call (sudo costs a process tree each time).
+drv=$(asroot sh -c 'for f in {" ".join(DRIVER_FILES)}; do [ -r "$f" ] && cat "$f" && exit 0; done
+  dmesg 2>/dev/null | grep -o "Initialized rknpu [0-9.]*" | tail -n 1' 2>/dev/null </dev/null)
+rc=$?
+if [ "$uid" = 0 ]; then p sudo root; elif [ $rc = 0 ]; then p sudo ok; else p sudo no; fi
 p npu_driver "$drv"
 for n in /dev/rknpu /dev/dri/renderD*; do
   [ -e "$n" ] && p npu_node "$n|$(stat -c '%G|%a' "$n")"
@@ -91,11 +71,27 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] && systemc
   p server_unit yes
   [ "$(systemctl is-active rknn_server.service 2>/dev/null)" = active ] && p server_manager systemd
 fi
-pgrep -f '[s]tart_rknn.sh' >/dev/null 2>&1 && p server_manager start_rknn.sh
-if command -v {shlex.quote(python)} >/dev/null 2>&1; then
-{shlex.quote(python)} - <<'RKD_PY'
-{_PYTHON_FACTS.strip()}
-RKD_PY
+pgrep -x start_rknn.sh >/dev/null 2>&1 && p server_manager start_rknn.sh
+py=$(command -v {shlex.quote(python)} 2>/dev/null)
+lite2=""; pip=""
+if [ -n "$py" ]; then
+  # No Python started here: at fleet scale its start-up would cost more than the rest of the probe.
+  pv=$("$py" -V 2>&1 | cut -d ' ' -f 2)
+  p python "$pv"
+  mm=$(echo "$pv" | cut -d . -f 1-2)
+  p python_tag "cp$(echo "$mm" | tr -d .)"
+  venv=$(dirname "$(dirname "$py")")
+  [ -e "/usr/include/python$mm/Python.h" ] || [ -e "$venv/include/python$mm/Python.h" ] && p python_h yes
+  for site in "$venv/lib/python$mm/site-packages" /usr/lib/python3/dist-packages "/usr/local/lib/python$mm/dist-packages" \
+              "/usr/lib/python$mm/site-packages" "$HOME/.local/lib/python$mm/site-packages"; do
+    for d in "$site"/rknn_toolkit_lite2-*.dist-info "$site"/pip-*.dist-info; do
+      [ -d "$d" ] || continue
+      n=${{d##*/}}; n=${{n%.dist-info}}
+      case "$n" in rknn_toolkit_lite2-*) [ -n "$lite2" ] || lite2=${{n#rknn_toolkit_lite2-}};; pip-*) [ -n "$pip" ] || pip=${{n#pip-}};; esac
+    done
+  done
+  p lite2 "$lite2"
+  p pip "$pip"
 fi
 command -v gcc >/dev/null 2>&1 && p gcc yes
 for d in {" ".join(DF_PATHS)}; do
