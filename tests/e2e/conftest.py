@@ -55,3 +55,19 @@ def inventory_copy(lab: Lab, tmp_path: Path, **settings) -> Path:
     path = tmp_path / "inventory.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+@pytest.fixture(scope="session")
+def toolkit_python():
+    """A virtualenv holding the real rknn-toolkit2 2.3.2 package, installed without its (multi-GB)
+    dependencies: rkdeploy only reads its metadata and never imports it."""
+    from tests.lab.host import CACHE_DIR
+
+    venv = CACHE_DIR / "toolkit-venv-2.3.2"
+    python = venv / "bin/python"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "rknn-toolkit2==2.3.2"], check=True)
+        (venv / ".complete").touch()
+    return str(python)

@@ -95,3 +95,19 @@ def test_a_malformed_inventory_is_one_line_on_stderr_with_exit_code_1(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"rkdeploy: {bad}:4: unknown key 'hots' in board 'a' (did you mean host, port?) " \
                                   "(allowed: adb, groups, host, key, port, python, soc, user, vars)"
+
+
+def test_the_pc_toolkit_version_is_read_from_its_own_python_and_judged_against_each_board(lab, toolkit_python):
+    import os
+
+    env = dict(os.environ, RKDEPLOY_TOOLKIT_PYTHON=toolkit_python)
+    proc = subprocess.run([os.path.join(os.path.dirname(__import__("sys").executable), "rkdeploy"), "check",
+                           "--host", "box2,box3", "--json", "--inventory", str(lab.inventory)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    doc = json.loads(proc.stdout)
+    assert doc["toolkit"]["version"] == "2.3.2" and doc["target"]["toolkit"] == "2.3.2"
+    box2 = next(b for b in doc["boards"] if b["board"] == "box2")
+    toolkit = [f for f in box2["findings"] if f["component"] == "toolkit"]
+    assert toolkit and "2.3.2" in toolkit[0]["message"] and "1.5.0" in toolkit[0]["message"]
+    box3 = next(b for b in doc["boards"] if b["board"] == "box3")
+    assert any(f["component"] == "toolkit" and "1.6.0" in f["message"] for f in box3["findings"])

@@ -466,9 +466,18 @@ def _ssh_banner(ip: str, timeout: float) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    """Running (not a zombie). Unlike the cmdline, this is readable while the process execs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def _wait_for_ssh(board: Board, deadline: float) -> None:
     while time.monotonic() < deadline:
-        if not _is_ours(board.pid, board):
+        if not _alive(board.pid):
             log = (board.path / "console.log").read_text(errors="replace")[-1500:]
             raise LabError(f"board {board.name} died while booting:\n{log}")
         if _ssh_banner(board.ip, 2.0):
