@@ -47,6 +47,33 @@ class SshSettings:
 
 
 _known_hosts_lock = threading.Lock()
+_shared: dict = {}
+
+
+class _FleetTransport(paramiko.Transport):
+    # AES-GCM first (the -ctr ciphers stay as fallbacks): its integrity check runs in C, while the
+    # HMAC comparison of -ctr runs byte by byte in Python, the top CPU cost when checking a fleet.
+    _preferred_ciphers = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") + tuple(
+        c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c)
+
+
+def _known_hosts(path: Path) -> paramiko.HostKeys:
+    """known_hosts parsed once per content, not once per board (parsing was O(fleet²) otherwise)."""
+    stamp = path.stat().st_mtime_ns if path.exists() else None
+    with _known_hosts_lock:
+        cached = _shared.get(("known_hosts", path))
+        if cached is None or cached[0] != stamp:
+            keys = paramiko.HostKeys(str(path)) if stamp is not None else paramiko.HostKeys()
+            cached = _shared[("known_hosts", path)] = (stamp, keys)
+        return cached[1]
+
+
+def _fabric_config(ssh_config: str | None) -> Config:
+    """One Fabric Config (ssh_config files read once) shared by every connection of a run."""
+    with _known_hosts_lock:
+        if ("config", ssh_config) not in _shared:
+            _shared[("config", ssh_config)] = Config(runtime_ssh_path=ssh_config) if ssh_config else Config()
+        return _shared[("config", ssh_config)]
 
 
 class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
@@ -69,15 +96,16 @@ class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
 
 def make_connection(board: Board, settings: SshSettings) -> Connection:
     """A not-yet-open Connection for a board; ~/.ssh/config (or settings.ssh_config) applies."""
-    config = Config(runtime_ssh_path=settings.ssh_config) if settings.ssh_config else Config()
+    config = _fabric_config(settings.ssh_config)
     connect_kwargs = {"banner_timeout": settings.connect_timeout, "auth_timeout": settings.connect_timeout,
-                      "channel_timeout": settings.connect_timeout}
+                      "channel_timeout": settings.connect_timeout, "transport_factory": _FleetTransport}
     if board.key:
         connect_kwargs.update(key_filename=[board.key], allow_agent=False, look_for_keys=False)
     conn = Connection(host=board.host, user=board.user, port=board.port if board.port != 22 else None,
                       connect_timeout=settings.connect_timeout, connect_kwargs=connect_kwargs, config=config)
-    if settings.known_hosts.exists():
-        conn.client.load_host_keys(str(settings.known_hosts))
+    name = conn.host if int(conn.port) == 22 else f"[{conn.host}]:{conn.port}"
+    for keytype, key in (_known_hosts(settings.known_hosts).lookup(name) or {}).items():
+        conn.client.get_host_keys().add(name, keytype, key)
     conn.client.set_missing_host_key_policy(_KnownHostsPolicy(settings))
     return conn
 

@@ -6,6 +6,7 @@ Both are pure, so the parser is tested from captured outputs without SSH.
 """
 from __future__ import annotations
 
+import re
 import shlex
 
 from .facts import BoardFacts, InstalledFile, NpuNode
@@ -37,11 +38,8 @@ asroot() {{
   elif [ -n "$RKD_PW" ]; then printf '%s\\n' "$RKD_PW" | sudo -S -p '' "$@"
   else sudo -n "$@"; fi
 }}
-p arch "$(uname -m)"
-p kernel "$(uname -r)"
-p hostname "$(hostname 2>/dev/null || cat /etc/hostname)"
-p user "$(id -un)"
-p user_groups "$(id -nG)"
+p uname "$(uname -m -r -n)"
+p id "$(id)"
 if [ -r /etc/os-release ]; then p os "$(. /etc/os-release; echo "$PRETTY_NAME")"; fi
 for d in /proc/device-tree /sys/firmware/devicetree/base; do
   if [ -r "$d/compatible" ]; then
@@ -94,8 +92,8 @@ if [ -n "$py" ]; then
   p pip "$pip"
 fi
 command -v gcc >/dev/null 2>&1 && p gcc yes
-for d in {" ".join(DF_PATHS)}; do
-  [ -d "$d" ] && p df "$d|$(df -Pk "$d" | awk 'NR==2 {{print $4}}')"
+df -Pk {" ".join(DF_PATHS)} 2>/dev/null | while read -r fs blocks used avail cap mnt; do
+  [ "$fs" = Filesystem ] || p df "$mnt|$avail"
 done
 p end ok
 """
@@ -115,10 +113,14 @@ def parse_probe(output: str) -> BoardFacts:
         value = value.strip()
         if key == "end":
             seen_end = True
-        elif key in ("arch", "kernel", "hostname", "user", "os", "model", "python", "python_tag", "pip", "sudo"):
+        elif key in ("os", "model", "python", "python_tag", "pip", "sudo"):
             setattr(facts, key, value)
-        elif key == "user_groups":
-            facts.user_groups = value.split()
+        elif key == "uname":                  # uname -m -r -n prints: nodename release machine
+            parts = value.split()
+            if len(parts) == 3:
+                facts.hostname, facts.kernel, facts.arch = parts
+        elif key == "id":
+            facts.user, facts.user_groups = _parse_id(value)
         elif key == "compatible":
             facts.compatible = value.split()
         elif key == "npu_driver":
@@ -139,13 +141,21 @@ def parse_probe(output: str) -> BoardFacts:
             facts.lite2 = parse_lite2(value) if value else None
         elif key in ("python_h", "gcc"):
             setattr(facts, key, value == "yes")
-        elif key == "df":
+        elif key == "df":                     # "mountpoint|available KiB"
             path, _, kb = value.partition("|")
             if kb.isdigit():
                 facts.disk_free_kb[path] = int(kb)
     if not seen_end:
         raise ProbeError("the board's probe output ended early (is the login shell a POSIX shell on Linux?)")
     return facts
+
+
+def _parse_id(text: str) -> tuple[str, list[str]]:
+    """`uid=1000(rock) gid=1000(rock) groups=1000(rock),27(sudo),44(video)` → ("rock", [rock, sudo, video])."""
+    user = re.search(r"uid=\d+\(([^)]*)\)", text)
+    groups = re.search(r"groups=(\S+)", text)
+    names = re.findall(r"\d+\(([^)]*)\)", groups.group(1)) if groups else []
+    return (user.group(1) if user else ""), names
 
 
 def _add_file(facts: BoardFacts, value: str) -> None:
