@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="leave the bench lab up")
     args = ap.parse_args()
-    lab = Lab("bench", subnet=3)
+    lab = Lab("bench")
     lab.down()
     lab.up(boards=args.boards, native=True)
     work = lab.dir / "tools"

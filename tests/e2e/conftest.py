@@ -27,7 +27,7 @@ def lab():
     reason = lab_available()
     if reason:
         pytest.skip(reason)
-    lab = Lab("test", subnet=1)
+    lab = Lab("test")
     lab.down()                      # leftovers of a crashed earlier run
     try:
         lab.up()                    # the four default profiles

@@ -159,13 +159,22 @@ def _traces(name: str) -> list[str]:
 
 
 def test_lab_down_leaves_no_namespace_link_mount_or_process_even_after_a_crash():
-    lab = Lab("tdown", subnet=2)
+    lab = Lab("tdown")
     lab.down()
     lab.up(profiles=["rk3588-field"])
     assert _traces("tdown"), "the lab should be visible while up"
     # A crash: forget the Lab object, keep only what is on disk, as a later `inv lab.down` would.
     state = json.loads(lab.state_file.read_text())
     assert state["boards"][0]["pid"]
-    Lab("tdown", subnet=2).down()
+    Lab("tdown").down()
     assert _traces("tdown") == []
     assert not lab.state_file.exists()
+
+
+def test_a_second_lab_gets_its_own_subnet_and_a_clashing_one_is_refused(lab):
+    from tests.lab.host import LabError
+
+    other = Lab("tsub")
+    assert other.subnet != lab.subnet
+    with pytest.raises(LabError, match="used by lab 'test'"):
+        Lab("tsub2", subnet=lab.subnet)

@@ -69,13 +69,21 @@ class Board:
 class Lab:
     """A named lab (the demo and the test suite each have their own) with its own /24."""
 
-    def __init__(self, name: str = "demo", subnet: int = 0):
+    def __init__(self, name: str = "demo", subnet: int | None = None):
         if not name.isalnum() or len(name) > 6:
             raise LabError("a lab name is 1-6 letters or digits")
         self.name = name
-        self.subnet = subnet
         self.dir = LAB_ROOT / name
         self.bridge = f"rkl{name}"
+        taken = _subnets_in_use(exclude=name)
+        if self.state_file.exists():
+            subnet = json.loads(self.state_file.read_text())["subnet"]
+        elif subnet is None:
+            subnet = min(set(range(200)) - set(taken.values()))
+        if subnet in taken.values() and not self.state_file.exists():
+            other = next(n for n, s in taken.items() if s == subnet)
+            raise LabError(f"subnet 10.213.{subnet}.0/24 is used by lab {other!r}: pick another subnet")
+        self.subnet = subnet
         self.gateway = f"10.213.{subnet}.1"
 
     # -- paths the rest of the tool uses, exactly as a user would --------------------------------
@@ -244,6 +252,18 @@ class Lab:
     def board_root_exec(self, board: Board, command: str) -> subprocess.CompletedProcess:
         """Run a command as root inside the board (its own root filesystem)."""
         return self.board_exec(board, f"chroot {board.merged} /bin/sh -c {_q(command)}")
+
+
+def _subnets_in_use(exclude: str) -> dict[str, int]:
+    """Subnets of the labs that are up, by lab name: two labs on one /24 would steal each other's routes."""
+    used = {}
+    for state in LAB_ROOT.glob("*/state.json"):
+        if state.parent.name != exclude:
+            try:
+                used[state.parent.name] = json.loads(state.read_text())["subnet"]
+            except (OSError, ValueError, KeyError):
+                continue
+    return used
 
 
 def _q(s: str) -> str:
