@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from io import StringIO
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,6 @@ class BoardSession:
 
     def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None, warn: bool = True):
         """Run a remote command (through the login shell); stdin text is sent and never echoed."""
-        from io import StringIO
-
         self.commands += 1
         return self.conn.run(command, hide=True, warn=warn, pty=False,
                              in_stream=StringIO(stdin) if stdin is not None else False,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -251,7 +252,7 @@ class Lab:
 
     def board_root_exec(self, board: Board, command: str) -> subprocess.CompletedProcess:
         """Run a command as root inside the board (its own root filesystem)."""
-        return self.board_exec(board, f"chroot {board.merged} /bin/sh -c {_q(command)}")
+        return self.board_exec(board, f"chroot {board.merged} /bin/sh -c {shlex.quote(command)}")
 
 
 def _subnets_in_use(exclude: str) -> dict[str, int]:
@@ -264,11 +265,6 @@ def _subnets_in_use(exclude: str) -> dict[str, int]:
             except (OSError, ValueError, KeyError):
                 continue
     return used
-
-
-def _q(s: str) -> str:
-    import shlex
-    return shlex.quote(s)
 
 
 def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path) -> None:
