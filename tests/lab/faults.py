@@ -11,6 +11,7 @@ def cut_link(board: Board) -> None:
 
 
 def restore_link(board: Board) -> None:
+    """Plug the cable back in."""
     run(["ip", "link", "set", board.veth, "up"])
 
 
@@ -32,6 +33,7 @@ def reject_packets(board: Board) -> None:
 
 
 def clear_filter(board: Board) -> None:
+    """Remove the drop/reject rules."""
     run(["ip", "netns", "exec", board.netns, "iptables", "-w", "-F", "INPUT"])
 
 
@@ -42,6 +44,7 @@ def limit_bandwidth(board: Board, rate: str = "100mbit") -> None:
 
 
 def clear_bandwidth(board: Board) -> None:
+    """Remove the bandwidth limit."""
     run(["tc", "qdisc", "del", "dev", board.veth, "root"], check=False)
 
 
@@ -51,6 +54,7 @@ def stop_sshd(lab: Lab, board: Board) -> None:
 
 
 def start_sshd(lab: Lab, board: Board) -> None:
+    """Start sshd again after stop-sshd."""
     lab.board_root_exec(board, "/usr/sbin/sshd -D -e < /dev/null > /dev/null 2>&1 & echo $! > /run/lab-sshd.pid")
 
 
@@ -61,4 +65,5 @@ def fill_disk(lab: Lab, board: Board) -> None:
 
 
 def free_disk(lab: Lab, board: Board) -> None:
+    """Remove what fill-disk wrote."""
     lab.board_root_exec(board, "rm -f /var/lab-fill /var/lab-fill-tail")
