@@ -17,10 +17,11 @@ class BoardCheck:
     findings: list[Finding] = field(default_factory=list)
 
 
-def gather_facts(session: BoardSession, extra_paths: tuple[str, ...] = ()) -> BoardFacts:
+def gather_facts(session: BoardSession, extra_paths: tuple[str, ...] = (), model_dir: str | None = None) -> BoardFacts:
     """One remote command: the probe script, with the sudo password (if any) on its stdin."""
     password = session.settings.sudo_password
-    script = probe_script(session.board.python, sudo_password_on_stdin=password is not None, extra_paths=extra_paths)
+    script = probe_script(session.board.python, sudo_password_on_stdin=password is not None, extra_paths=extra_paths,
+                          model_dir=model_dir)
     result = session.run(script, stdin=(password + "\n") if password is not None else None)
     return parse_probe(result.stdout)
 

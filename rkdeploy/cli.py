@@ -14,9 +14,14 @@ from rich.console import Console
 from . import __version__
 from .check import EXIT_USAGE, check_job, exit_code, to_json
 from .check_report import render_check
+from .deploy import DeployError, deploy_job, model_name
+from .fleet import exit_code as fleet_exit_code
 from .fleet import run_fleet
 from .inventory import InventoryError, load
+from .models import list_job, remove_job, rollback_job
+from .models_report import recap, render_deploy, render_model, render_model_list
 from .policy import Target
+from .rknn_model import ModelError, read_model
 from .settings import DEFAULTS, ssh_settings, state_dir
 from .toolkit import ToolkitError, read_toolkit, toolkit_python
 from .versions import release_of
@@ -81,11 +86,8 @@ def check(c, host=None, group=None, all=False, inventory=None, sdk=None, json=Fa
         raise _fail(f"--sdk {sdk!r} is not a release number like 2.3.2")
     toolkit_info, toolkit_release = _toolkit(c)
     target = Target(sdk=release_of(sdk), toolkit=toolkit_release)
-    console = Console(stderr=json, width=None if sys.stdout.isatty() else 140)
-    run = run_fleet(boards, check_job(target), settings, label="check",
-                    parallel=int(parallel or inv.settings.get("parallel") or c.config.rkdeploy.parallel),
-                    fail_percent=float(fail_percent) if fail_percent is not None else None,
-                    console=Console(stderr=True), retry_dir=state_dir(c.config))
+    console = _out(json)
+    run = _run(c, inv, boards, check_job(target), settings, "check", parallel, fail_percent)
     if json:
         print(jsonlib.dumps(to_json(run, target, toolkit_info), indent=2, default=str))
     else:
@@ -97,8 +99,140 @@ def check(c, host=None, group=None, all=False, inventory=None, sdk=None, json=Fa
         raise Exit(code=code)
 
 
+def _run(c, inv, boards, job, settings, label, parallel=None, fail_percent=None, transfer_bytes=0):
+    return run_fleet(boards, job, settings, label=label,
+                     parallel=int(parallel or inv.settings.get("parallel") or c.config.rkdeploy.parallel),
+                     fail_percent=float(fail_percent) if fail_percent is not None else None,
+                     console=Console(stderr=True), retry_dir=state_dir(c.config), transfer_bytes=transfer_bytes)
+
+
+def _out(json: bool) -> Console:
+    return Console(stderr=json, width=None if sys.stdout.isatty() else 140)
+
+
+def _read_model(path: str):
+    try:
+        return read_model(path)
+    except ModelError as e:
+        raise _fail(str(e)) from None
+
+
+DEPLOY_HELP = {**SELECT_HELP, "name": "name on the boards (default: the file name without .rknn)",
+               "force": "deploy even where validation refuses (loudly reported)",
+               "check": "show what would be sent where; change nothing",
+               "keep": "versions kept per model on each board (default 3)",
+               "model-dir": "model directory on the boards (default: board var model_dir, else /opt/rkdeploy/models)",
+               "lock-wait": "seconds to wait for another run's lock on a board (default 60)"}
+
+
+@task(positional=["model"], help={"model": "the .rknn file", **DEPLOY_HELP})
+def deploy(c, model, host=None, group=None, all=False, inventory=None, name=None, force=False, check=False, keep=3,
+           model_dir=None, lock_wait=60, json=False, parallel=None, fail_percent=None, accept_new_host_keys=False,
+           prompt_for_sudo_password=False):
+    """Validate a model against each selected board (SoC, runtime version, space) and push it atomically.
+
+    The previous versions are kept (--keep) for `inv models.rollback`; <model-dir>/<name>/current.rknn is
+    the stable path for applications. Exit code: 0 done; bit flags 4 unreachable, 8 refused/failed; 1 bad input.
+    """
+    rknn = _read_model(model)                     # a bad file is refused before any connection
+    try:
+        final_name = model_name(rknn, name)
+    except DeployError as e:
+        raise _fail(str(e)) from None
+    inv, boards = _selection(c, inventory, host, group, all)
+    settings = _settings(c, inv, accept_new_host_keys, prompt_for_sudo_password)
+    job = deploy_job(rknn, name, model_dir=model_dir, keep=max(1, int(keep)), force=force, check_only=check,
+                     lock_wait=float(lock_wait))
+    run = _run(c, inv, boards, job, settings, "deploy", parallel, fail_percent,
+               transfer_bytes=0 if check else rknn.size * len(boards))
+    if json:
+        print(jsonlib.dumps({"model": rknn.__dict__ | {"metadata": None}, "name": final_name, "check": check,
+                             "boards": [{"board": r.board, "status": r.status, "error": r.error or None,
+                                         "bytes_sent": r.bytes_sent, "remote_commands": r.commands,
+                                         "seconds": round(r.seconds, 3),
+                                         "plan": r.data.to_dict() if r.data else None} for r in run.results],
+                             "exit_code": fleet_exit_code(run)}, indent=2, default=str))
+    else:
+        render_deploy(_out(json), run, rknn, final_name, check)
+    for r in run.results:
+        if r.data and r.data.forced:
+            Console(stderr=True).print(f"[bold red]WARNING: {r.board}: deployed with --force despite: "
+                                       f"{'; '.join(r.data.problems)}")
+    if fleet_exit_code(run):
+        raise Exit(code=fleet_exit_code(run))
+
+
+@task(positional=["model"], help={"model": "the .rknn file", "json": SELECT_HELP["json"]})
+def inspect(c, model, json=False):
+    """Show what a .rknn file is: format, target platform, building toolkit, inputs/outputs, size, sha256."""
+    rknn = _read_model(model)
+    if json:
+        print(jsonlib.dumps(rknn.__dict__, indent=2, default=str))
+    else:
+        render_model(_out(False), rknn)
+
+
+def _help(*keys: str, **extra: str) -> dict:
+    """Help for exactly the options a task has (Invoke refuses help for options that do not exist)."""
+    return {**{k: DEPLOY_HELP[k] for k in keys}, **extra}
+
+
+LIST_HELP = _help("host", "group", "all", "inventory", "model-dir", "json", "parallel", "accept-new-host-keys")
+CHANGE_HELP = {**LIST_HELP, "lock-wait": DEPLOY_HELP["lock-wait"], "name": "model name on the boards"}
+
+
+@task(name="list", help=LIST_HELP)
+def list_(c, host=None, group=None, all=False, inventory=None, model_dir=None, json=False, parallel=None,
+          accept_new_host_keys=False):
+    """Per board: each model's active version, sha, size, toolkit, platform, deployment time, versions kept."""
+    inv, boards = _selection(c, inventory, host, group, all)
+    settings = _settings(c, inv, accept_new_host_keys, False)
+    run = _run(c, inv, boards, list_job(model_dir), settings, "models", parallel)
+    if json:
+        print(jsonlib.dumps([{"board": r.board, "status": r.status, "error": r.error or None,
+                              "models": [m.__dict__ for m in r.data] if r.data else []} for r in run.results],
+                            indent=2, default=str))
+    else:
+        render_model_list(_out(False), run)
+    if fleet_exit_code(run):
+        raise Exit(code=fleet_exit_code(run))
+
+
+def _model_change(c, job, label, inventory, host, group, all, parallel, accept_new_host_keys, json):
+    inv, boards = _selection(c, inventory, host, group, all)
+    run = _run(c, inv, boards, job, _settings(c, inv, accept_new_host_keys, False), label, parallel)
+    if json:
+        print(jsonlib.dumps([{"board": r.board, "status": r.status, "error": r.error or None, "result": r.data}
+                             for r in run.results], indent=2, default=str))
+    else:
+        console = _out(False)
+        for r in run.results:
+            console.print(f"{r.board}: {r.status}" + (f" ({r.error})" if r.error else
+                                                        f" {r.data}" if r.data else ""))
+        recap(console, run)
+    if fleet_exit_code(run):
+        raise Exit(code=fleet_exit_code(run))
+
+
+@task(positional=["name"], help=CHANGE_HELP)
+def rollback(c, name, host=None, group=None, all=False, inventory=None, model_dir=None, lock_wait=60, json=False,
+             parallel=None, accept_new_host_keys=False):
+    """Make the version deployed before the active one active again."""
+    _model_change(c, rollback_job(name, model_dir, float(lock_wait)), "rollback", inventory, host, group, all,
+                  parallel, accept_new_host_keys, json)
+
+
+@task(positional=["name"], help=CHANGE_HELP)
+def remove(c, name, host=None, group=None, all=False, inventory=None, model_dir=None, lock_wait=60, json=False,
+           parallel=None, accept_new_host_keys=False):
+    """Remove a model and all its kept versions from the boards."""
+    _model_change(c, remove_job(name, model_dir, float(lock_wait)), "remove", inventory, host, group, all,
+                  parallel, accept_new_host_keys, json)
+
+
 def build_namespace() -> Collection:
-    ns = Collection(check)
+    ns = Collection(check, deploy)
+    ns.add_collection(Collection("models", inspect, list_, rollback, remove))
     ns.configure(DEFAULTS)
     return ns
 

@@ -53,6 +53,10 @@ class BoardFacts:
     python_h: bool = False
     gcc: bool = False
     disk_free_kb: dict[str, int] = field(default_factory=dict)
+    model_dir_state: str = ""            # "writable", "present" (not writable by the user) or "absent"
+    model_dir_free_kb: int | None = None
+    models_current: dict[str, str] = field(default_factory=dict)     # name -> "versions/<sha12>.rknn"
+    model_versions: list[dict] = field(default_factory=list)         # metadata of every kept version
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -48,6 +48,7 @@ class BoardSession:
         self.settings = settings
         self.commands = 0
         self.bytes_sent = 0
+        self.on_sent: Callable[[int], None] = lambda delta: None    # the runner's transfer progress
         self._conn = None
 
     @property
@@ -63,6 +64,18 @@ class BoardSession:
                              in_stream=StringIO(stdin) if stdin is not None else False,
                              timeout=timeout or self.settings.command_timeout)
 
+    def upload(self, local: str, remote: str) -> None:
+        """SFTP upload (no shell involved, so no quoting) reporting bytes to the fleet's progress."""
+        sent = 0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal sent
+            self.on_sent(done - sent)
+            sent = done
+
+        self.conn.sftp().put(local, remote, callback=progress, confirm=True)
+        self.bytes_sent += sent
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -76,6 +89,14 @@ class FleetRun:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
+
+
+def exit_code(run: FleetRun) -> int:
+    """Bit flags shared by every fleet task: 4 = some board unreachable, 8 = some board failed or skipped."""
+    code = 0
+    for r in run.results:
+        code |= {UNREACHABLE: 4, FAILED: 8, SKIPPED: 8}.get(r.status, 0)
+    return code
 
 
 def classify(error: BaseException) -> tuple[str, str]:
@@ -93,7 +114,7 @@ def classify(error: BaseException) -> tuple[str, str]:
 
 def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], settings: SshSettings, *,
               label: str, parallel: int = 32, fail_percent: float | None = None,
-              console: Console | None = None, retry_dir: Path | None = None) -> FleetRun:
+              console: Console | None = None, retry_dir: Path | None = None, transfer_bytes: int = 0) -> FleetRun:
     """Run `job` on every board, at most `parallel` at a time; never raises for a board's failure."""
     console = console or Console(stderr=True)
     run = FleetRun()
@@ -107,6 +128,7 @@ def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], s
             return BoardResult(board.name, SKIPPED, error="not started: --fail-percent reached")
         started = time.monotonic()
         session = BoardSession(board, settings)
+        session.on_sent = on_sent
         try:
             result = job(session)
         except BaseException as e:  # noqa: BLE001 - one board's failure must not end the fleet
@@ -124,11 +146,23 @@ def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], s
                     stop.set()
         return result
 
-    progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
                         console=console, transient=True, disable=not console.is_terminal)
+    transfer = None
+
+    def on_sent(delta: int) -> None:
+        if transfer is None:
+            return
+        progress.advance(transfer, delta)
+        t = progress.tasks[transfer]
+        speed = f"{t.speed / 1e6:.1f} MB/s" if t.speed else ""
+        progress.update(transfer, last=f"{t.completed / 1e6:.1f}/{t.total / 1e6:.1f} MB {speed}")
+
     with progress, ThreadPoolExecutor(max_workers=max(1, min(parallel, len(boards) or 1))) as pool:
         task = progress.add_task(label, total=len(boards), last="")
+        if transfer_bytes:
+            transfer = progress.add_task("upload", total=transfer_bytes, last="")
         futures = [pool.submit(one, b) for b in boards]
         by_future = dict(zip(futures, boards))
         for future in as_completed(futures):

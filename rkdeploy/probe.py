@@ -6,6 +6,7 @@ Both are pure, so the parser is tested from captured outputs without SSH.
 """
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -23,12 +24,14 @@ DRIVER_FILES = ("/sys/kernel/debug/rknpu/version", "/sys/kernel/debug/rknpu/driv
                 "/proc/debug/rknpu/driver_version")
 DF_PATHS = ("/", "/usr/lib", "/tmp", "/var")
 
-def probe_script(python: str = "python3", sudo_password_on_stdin: bool = False, extra_paths: tuple[str, ...] = ()) -> str:
+def probe_script(python: str = "python3", sudo_password_on_stdin: bool = False, extra_paths: tuple[str, ...] = (),
+                 model_dir: str | None = None) -> str:
     """The shell script the board runs. With `sudo_password_on_stdin`, its first stdin line is the
     sudo password: read into a shell variable and fed to `sudo -S` through a builtin, so it never
     appears in an argv, a log or the command text."""
     files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
     read_pw = 'IFS= read -r RKD_PW || RKD_PW=""' if sudo_password_on_stdin else 'RKD_PW=""'
+    models = _models_section(model_dir) if model_dir else ""
     return f"""LC_ALL=C; export LC_ALL
 {read_pw}
 p() {{ printf '%s=%s\\n' "$1" "$2"; }}
@@ -95,7 +98,23 @@ command -v gcc >/dev/null 2>&1 && p gcc yes
 df -Pk {" ".join(DF_PATHS)} 2>/dev/null | while read -r fs blocks used avail cap mnt; do
   [ "$fs" = Filesystem ] || p df "$mnt|$avail"
 done
-p end ok
+{models}p end ok
+"""
+
+
+def _models_section(model_dir: str) -> str:
+    """Deployed models: each name's active version and every kept version's metadata (one JSON line)."""
+    md = shlex.quote(model_dir)
+    return f"""md={md}
+if [ -d "$md" ]; then [ -w "$md" ] && p model_dir "$md|writable" || p model_dir "$md|present"; else p model_dir "$md|absent"; fi
+d="$md"; while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+df -Pk "$d" 2>/dev/null | while read -r fs blocks used avail cap mnt; do [ "$fs" = Filesystem ] || p model_dir_free "$avail"; done
+for cur in "$md"/*/current.rknn; do
+  [ -L "$cur" ] && p model_current "$(basename "$(dirname "$cur")")|$(readlink "$cur")"
+done
+for meta in "$md"/*/versions/*.json; do
+  [ -f "$meta" ] && p model_version "$(tr -d '\\n' < "$meta")"
+done
 """
 
 
@@ -141,6 +160,18 @@ def parse_probe(output: str) -> BoardFacts:
             facts.lite2 = parse_lite2(value) if value else None
         elif key in ("python_h", "gcc"):
             setattr(facts, key, value == "yes")
+        elif key == "model_dir":
+            facts.model_dir_state = value.rpartition("|")[2]
+        elif key == "model_dir_free":
+            facts.model_dir_free_kb = int(value) if value.isdigit() else None
+        elif key == "model_current":
+            name, _, target = value.partition("|")
+            facts.models_current[name] = target
+        elif key == "model_version":
+            try:
+                facts.model_versions.append(json.loads(value))
+            except ValueError:
+                facts.warnings.append(f"unreadable model metadata: {value[:80]}")
         elif key == "df":                     # "mountpoint|available KiB"
             path, _, kb = value.partition("|")
             if kb.isdigit():

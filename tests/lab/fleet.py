@@ -337,7 +337,7 @@ ln -s /proc/self/fd $M/dev/fd
 mount -t tmpfs -o mode=1777 shm $M/dev/shm
 {nodes}
 mount -t tmpfs -o mode=755,size=16m run $M/run
-mkdir -p $M/run/sshd
+mkdir -p $M/run/sshd $M/run/lock && chmod 1777 $M/run/lock
 exec chroot $M /bin/sh /etc/rkdeploy-lab/boot.sh
 """)
 

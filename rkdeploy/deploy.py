@@ -1,0 +1,188 @@
+"""`inv deploy`: validate a model against each board, then push it atomically, keeping earlier versions.
+
+Board layout, under the model directory (default /opt/rkdeploy/models):
+
+    <name>/versions/<sha12>.rknn    every kept version, named by its content
+    <name>/versions/<sha12>.json    what it is and when it was deployed
+    <name>/current.rknn             symlink to the active version: the stable path for applications
+
+A version is uploaded to a hidden temporary file next to where it will live,
+its sha256 is checked on the board, and only then is it renamed into place and
+`current.rknn` switched with a rename: an application never sees a partial model.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import re
+import secrets
+import shlex
+import socket
+from dataclasses import dataclass, field
+
+from .check import gather_facts
+from .facts import BoardFacts
+from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
+from .lock import BoardLock
+from .rknn_model import RknnModel
+from .versions import release_of
+
+DEFAULT_MODEL_DIR = "/opt/rkdeploy/models"
+SOC_ALIASES = {"rk3588s": "rk3588"}     # same NPU, models are built for rk3588
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SPACE_MARGIN_KB = 1024
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+@dataclass
+class DeployPlan:
+    board: str
+    name: str
+    sha12: str
+    action: str                       # "upload", "activate", "none" or "refused"
+    problems: list[str] = field(default_factory=list)
+    forced: bool = False
+    prepare: bool = False             # the model's directory does not exist yet
+    prune: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def model_name(model: RknnModel, name: str | None) -> str:
+    value = name or re.sub(r"\.rknn$", "", model.path.rsplit("/", 1)[-1])
+    if not NAME_RE.match(value):
+        raise DeployError(f"model name {value!r}: use letters, digits, '.', '_' or '-' (pass --name)")
+    return value
+
+
+def validate(model: RknnModel, facts: BoardFacts) -> list[str]:
+    """Why this model would not run on this board, in the words the board would use, with the fix."""
+    problems = []
+    soc = SOC_ALIASES.get(facts.soc, facts.soc)
+    platforms = {SOC_ALIASES.get(p, p) for p in model.target_platforms}
+    if not soc:
+        problems.append("the board's SoC is unknown (no device tree compatible string)")
+    elif soc not in platforms:
+        problems.append(f"the model is built for {', '.join(model.target_platforms)} but the board is {facts.soc}: "
+                        f"the runtime would say 'This rknn model is for {model.target_platforms[0]}, but current "
+                        f"platform is {facts.soc}'. Rebuild it with target_platform='{facts.soc}'")
+    runtime = facts.runtime_version
+    model_tk = model.toolkit_release
+    if runtime is None:
+        problems.append("no librknnrt on the board: run inv provision first")
+    elif model_tk and model_tk.release[:3] > runtime.version.release[:3]:
+        said = ("'Invalid RKNN model version 6'" if runtime.version <= release_of("1.5.0")
+                and model.format_version >= 6 else
+                f"'RKNN model version is …, but current librknnrt.so is support model version <= …'")
+        problems.append(f"the model was built by rknn-toolkit2 {model_tk}, newer than the board's librknnrt "
+                        f"{runtime}: loading fails with {said}. Upgrade the board (inv provision --bundle "
+                        f"{model_tk}) or rebuild the model with rknn-toolkit2=={runtime}")
+    free = facts.model_dir_free_kb
+    if free is not None and free < model.size // 1024 + SPACE_MARGIN_KB:
+        problems.append(f"not enough space for the model: {free // 1024} MiB free, it needs "
+                        f"{model.size // 1024 // 1024 + 1} MiB")
+    return problems
+
+
+def plan_deploy(model: RknnModel, name: str, facts: BoardFacts, board: str, keep: int, force: bool) -> DeployPlan:
+    sha12 = model.sha256[:12]
+    plan = DeployPlan(board=board, name=name, sha12=sha12, action="none")
+    current = facts.models_current.get(name, "")
+    versions = sorted((v for v in facts.model_versions if v.get("name") == name), key=lambda v: v.get("deployed_at", ""))
+    kept = {v.get("sha256", "")[:12] for v in versions}
+    if current == f"versions/{sha12}.rknn":
+        return plan                                  # already active: nothing to send
+    plan.problems = validate(model, facts)
+    if plan.problems and not force:
+        plan.action = "refused"
+        return plan
+    plan.forced = bool(plan.problems)
+    plan.prepare = not versions and name not in facts.models_current
+    plan.action = "activate" if sha12 in kept else "upload"
+    plan.bytes = model.size if plan.action == "upload" else 0
+    older = [v.get("sha256", "")[:12] for v in versions if v.get("sha256", "")[:12] != sha12]
+    plan.prune = older[:max(0, len(older) - (keep - 1))]
+    return plan
+
+
+def _metadata(model: RknnModel, name: str) -> str:
+    import json
+
+    return json.dumps({
+        "name": name, "sha256": model.sha256, "size": model.size, "toolkit": model.toolkit_version,
+        "platforms": list(model.target_platforms), "format": model.format_version,
+        "source": model.path.rsplit("/", 1)[-1],
+        "deployed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "deployed_by": f"{getpass.getuser()}@{socket.gethostname()}",
+    }, sort_keys=True)
+
+
+def activate_script(model_dir: str, name: str, sha12: str, prune: list[str], *, tmp: str | None = None,
+                    sha256: str | None = None, metadata: str | None = None) -> str:
+    """Run under the board lock: verify the upload (if any), rename it into place, switch current.rknn
+    with a rename, drop pruned versions and the leftovers of interrupted uploads."""
+    base = shlex.quote(f"{model_dir}/{name}")
+    lines = ["set -e", f"cd {base}"]
+    if tmp:
+        lines += [f"t={shlex.quote(tmp)}",
+                  f'if [ "$(sha256sum < "$t" | cut -d " " -f 1)" != {shlex.quote(sha256)} ]; then '
+                  'rm -f "$t"; echo "the uploaded model does not match its checksum" >&2; exit 3; fi',
+                  f"printf '%s\\n' {shlex.quote(metadata)} > versions/.{sha12}.json.tmp",
+                  f"mv -f versions/.{sha12}.json.tmp versions/{sha12}.json",
+                  f'mv -f "$t" versions/{sha12}.rknn']
+    lines += [f"[ -f versions/{sha12}.rknn ] || {{ echo 'version {sha12} is not on the board' >&2; exit 4; }}",
+              f"ln -sfn versions/{sha12}.rknn .current.tmp", "mv -T -f .current.tmp current.rknn"]
+    for old in prune:
+        lines.append(f"rm -f versions/{shlex.quote(old)}.rknn versions/{shlex.quote(old)}.json")
+    lines.append("rm -f versions/.*.part-* versions/.*.json.tmp")
+    return "\n".join(lines) + "\n"
+
+
+def prepare_script(model_dir: str, name: str) -> str:
+    md = shlex.quote(model_dir)
+    return (f'if [ ! -w {md} ]; then sudo -n install -d -o "$(id -un)" -g "$(id -gn)" -m 0755 {md} || '
+            f'{{ echo "cannot create {model_dir}: it needs root and sudo asks for a password" >&2; exit 5; }}; fi\n'
+            f"mkdir -p {shlex.quote(f'{model_dir}/{name}/versions')}\n")
+
+
+def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, keep: int, force: bool,
+               check_only: bool, lock_wait: float):
+    def job(session: BoardSession) -> BoardResult:
+        board = session.board
+        where = model_dir or board.vars.get("model_dir") or DEFAULT_MODEL_DIR
+        final_name = model_name(model, name)
+        if check_only:
+            return _result(board.name, plan_deploy(model, final_name, gather_facts(session, model_dir=where),
+                                                   board.name, keep, force))
+        with BoardLock(session, lock_wait):
+            facts = gather_facts(session, model_dir=where)
+            plan = plan_deploy(model, final_name, facts, board.name, keep, force)
+            if plan.action in ("none", "refused"):
+                return _result(board.name, plan)
+            if plan.prepare:
+                _run(session, prepare_script(where, final_name))
+            tmp = None
+            if plan.action == "upload":
+                tmp = f"{where}/{final_name}/versions/.{plan.sha12}.rknn.part-{secrets.token_hex(4)}"
+                session.upload(model.path, tmp)
+            _run(session, activate_script(where, final_name, plan.sha12, plan.prune, tmp=tmp, sha256=model.sha256,
+                                          metadata=_metadata(model, final_name)))
+            return _result(board.name, plan)
+    return job
+
+
+def _run(session: BoardSession, script: str) -> None:
+    result = session.run(script)
+    if result.return_code != 0:
+        raise DeployError(result.stderr.strip() or f"remote step failed ({result.return_code})")
+
+
+def _result(board: str, plan: DeployPlan) -> BoardResult:
+    if plan.action == "refused":
+        return BoardResult(board, FAILED, data=plan, error="refused: " + "; ".join(plan.problems))
+    return BoardResult(board, OK if plan.action == "none" else CHANGED, data=plan, bytes_sent=plan.bytes)
