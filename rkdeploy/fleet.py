@@ -77,8 +77,12 @@ class BoardSession:
         self.bytes_sent += sent
 
     def close(self) -> None:
+        """Close; on a dead link closing fails too, and that must not hide what happened before."""
         if self._conn is not None:
-            self._conn.close()
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 @dataclass
