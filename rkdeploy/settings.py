@@ -17,6 +17,8 @@ DEFAULTS = {
         "keepalive": 3,
         "sdk": None,
         "state_dir": "~/.cache/rkdeploy",
+        "bundles_dir": "bundles",
+        "bundle": None,
     },
     "perf": {"toolkit_python": None},
 }

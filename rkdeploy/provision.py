@@ -1,0 +1,328 @@
+"""`inv provision`: make a board run one SDK bundle (runtime, server, scripts, headers, lite2).
+
+plan_provision compares the probe's facts (which already carry the sha256 of
+every managed file) with the bundle and lists the steps, or none. apply_plan
+streams each changed file as root into a hidden temporary file next to its
+target, verifies every checksum, keeps the replaced files for `inv rollback`,
+and only then renames into place: a board never holds a partial librknnrt.so
+or rknn_server, whatever happens to the link. Then lite2 from the offline
+wheelhouse, then rknn_server restarted the way the board runs it.
+"""
+from __future__ import annotations
+
+import secrets
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.version import Version
+
+from .bundle import Bundle, BundleFile
+from .check import gather_facts
+from .facts import BoardFacts
+from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
+from .lock import BoardLock
+from .policy import ERROR, SUPPORTED_ARCHES, Target, evaluate
+from .versions import same_release
+
+BACKUP_DIR = "/var/lib/rkdeploy/previous"
+PIP_MANYLINUX2014 = Version("19.3")      # older pip refuses manylinux2014 wheels
+CHUNK = 256 * 1024
+
+
+class ProvisionError(RuntimeError):
+    pass
+
+
+@dataclass
+class Step:
+    kind: str              # "file", "lite2", "pip", "server"
+    what: str              # a few words for the plan table
+    file: BundleFile | None = None
+    wheels: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "what": self.what, "bytes": self.file.size if self.file else None}
+
+
+@dataclass
+class ProvisionPlan:
+    board: str
+    bundle: str
+    arch: str = ""
+    steps: list[Step] = field(default_factory=list)
+    refused: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.file.size for s in self.steps if s.file)
+
+    def to_dict(self) -> dict:
+        return {"board": self.board, "bundle": self.bundle, "arch": self.arch, "refused": self.refused or None,
+                "steps": [s.to_dict() for s in self.steps], "notes": self.notes, "bytes": self.bytes}
+
+
+def plan_provision(name: str, facts: BoardFacts, bundle: Bundle) -> ProvisionPlan:
+    plan = ProvisionPlan(board=name, bundle=bundle.version)
+    arch = SUPPORTED_ARCHES.get(facts.arch)
+    if arch is None:
+        plan.refused = f"architecture {facts.arch or 'unknown'}: Rockchip ships aarch64 and armhf only"
+        return plan
+    plan.arch = arch
+    files = bundle.for_arch(arch)
+    if not any(f.role == "runtime" for f in files):
+        plan.refused = f"bundle {bundle.version} has no librknnrt.so for {arch}"
+        return plan
+    if facts.sudo == "no":
+        plan.refused = ("installing needs root and sudo asks for a password: rerun with "
+                        "--prompt-for-sudo-password, or allow passwordless sudo")
+        return plan
+    changed_binary = False
+    for f in files:
+        if facts.files.get(f.dest) != f.sha256:
+            plan.steps.append(Step("file", f"{f.dest} ({f.role})", file=f))
+            changed_binary |= f.role in ("runtime", "server")
+    _plan_lite2(plan, facts, bundle)
+    if facts.server_manager == "systemd" or facts.server_unit:
+        manager = "systemd"
+    else:
+        manager = "start_rknn.sh"
+    if changed_binary or not facts.server_running:
+        plan.steps.append(Step("server", f"{'restart' if facts.server_running else 'start'} rknn_server ({manager})"))
+    return plan
+
+
+def _plan_lite2(plan: ProvisionPlan, facts: BoardFacts, bundle: Bundle) -> None:
+    if plan.arch != "aarch64":
+        plan.notes.append("lite2 exists for aarch64 only: skipped")
+        return
+    if facts.lite2 and same_release(facts.lite2.release, bundle.version):
+        return
+    if not facts.python_tag:
+        plan.notes.append("no python3 on the board: lite2 skipped")
+        return
+    wheels = bundle.wheels.get(facts.python_tag)
+    if not wheels:
+        have = ", ".join(sorted(bundle.wheels)) or "none"
+        plan.notes.append(f"bundle {bundle.version} has no lite2 wheel for {facts.python_tag} (has: {have}): "
+                          f"re-import it with --python {facts.python_tag} if lite2 exists for that release")
+        return
+    if any(w.endswith(".tar.gz") for w in wheels) and not (facts.python_h and facts.gcc):
+        plan.notes.append("a dependency builds from source and the board lacks Python.h/gcc: "
+                          "sudo apt-get install python3-dev gcc")
+    pip = Version(facts.pip) if facts.pip and facts.pip[0].isdigit() else None
+    if pip is None or pip < PIP_MANYLINUX2014:
+        plan.steps.append(Step("pip", f"pip {facts.pip or 'missing'} → the wheelhouse's (manylinux2014 needs ≥19.3)",
+                               wheels=[w for w in wheels if w.startswith("pip-")]))
+    plan.steps.append(Step("lite2", f"rknn-toolkit-lite2 {facts.lite2 or '—'} → {bundle.version} ({facts.python_tag}, offline)",
+                           wheels=[w for w in wheels if not w.startswith("pip-")]))
+
+
+# -- applying ----------------------------------------------------------------------------------
+
+def _stream_as_root(session: BoardSession, local: Path, remote_tmp: str, size: int) -> None:
+    """Send a file through `sudo sh -c 'cat > tmp'` on one channel: root writes it, no staging dir."""
+    session.commands += 1
+    channel = session.conn.transport.open_session()
+    channel.settimeout(session.settings.command_timeout)
+    folder = shlex.quote(remote_tmp.rsplit("/", 1)[0])
+    channel.exec_command(_sudo(session, f"sh -c {shlex.quote(f'umask 022; mkdir -p {folder}; cat > {shlex.quote(remote_tmp)}')}"))
+    if session.settings.sudo_password is not None:
+        channel.sendall((session.settings.sudo_password + "\n").encode())
+    sent = 0
+    with open(local, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            channel.sendall(chunk)
+            sent += len(chunk)
+            session.on_sent(len(chunk))
+    channel.shutdown_write()
+    status = channel.recv_exit_status()
+    err = channel.makefile_stderr("r").read().strip()
+    channel.close()
+    session.bytes_sent += sent
+    if status != 0:
+        if isinstance(err, bytes):
+            err = err.decode(errors="replace")
+        if "No space left" in err:
+            raise ProvisionError(f"no space left on the board for {remote_tmp.rsplit('/', 1)[0]}: the old files "
+                                 "are untouched; free some space and rerun")
+        raise ProvisionError(f"upload to {remote_tmp} failed: {err or status}")
+
+
+def _sudo(session: BoardSession, command: str) -> str:
+    return f"sudo -S -p '' {command}" if session.settings.sudo_password is not None else f"sudo -n {command}"
+
+
+def _root_run(session: BoardSession, script: str):
+    stdin = (session.settings.sudo_password + "\n") if session.settings.sudo_password is not None else None
+    return session.run(_sudo(session, f"sh -c {shlex.quote(script)}"), stdin=stdin)
+
+
+def install_script(uploads: list[tuple[BundleFile, str]]) -> str:
+    """As root: verify every temporary file, keep what it replaces, then rename each into place."""
+    lines = ["set -e", f"b={BACKUP_DIR}", 'mkdir -p "$b"', "fail() { echo \"$1\" >&2; " +
+             " ".join(f"rm -f {shlex.quote(t)};" for _, t in uploads) + " exit 3; }"]
+    for f, tmp in uploads:
+        lines.append(f'[ "$(sha256sum < {shlex.quote(tmp)} | cut -d " " -f 1)" = {f.sha256} ] || '
+                     f'fail "checksum of {f.dest} wrong after upload"')
+    lines.append(': > "$b/manifest.new"')
+    for f, tmp in uploads:
+        dest, saved = shlex.quote(f.dest), shlex.quote(f"{BACKUP_DIR}{f.dest}")
+        lines += [f"mkdir -p $(dirname {saved}) $(dirname {dest})",
+                  f"if [ -e {dest} ]; then cp -p {dest} {saved}.tmp && mv -f {saved}.tmp {saved}; "
+                  f"echo replaced {dest} >> \"$b/manifest.new\"; else echo added {dest} >> \"$b/manifest.new\"; fi",
+                  f"chmod {f.mode} {shlex.quote(tmp)}", f"mv -f {shlex.quote(tmp)} {dest}"]
+    lines.append('mv -f "$b/manifest.new" "$b/manifest"')
+    return "\n".join(lines) + "\n"
+
+
+def rollback_script() -> str:
+    """As root: put back what the last provision replaced and remove what it added."""
+    return f"""set -e
+b={BACKUP_DIR}
+[ -f "$b/manifest" ] || {{ echo "nothing to roll back: no earlier provision kept files here" >&2; exit 4; }}
+while read -r what path; do
+  case "$what" in
+    replaced) cp -p "$b$path" "$path.rkdeploy-tmp" && mv -f "$path.rkdeploy-tmp" "$path" ;;
+    added) rm -f "$path" ;;
+  esac
+done < "$b/manifest"
+mv -f "$b/manifest" "$b/manifest.rolled-back"
+"""
+
+
+def server_script(manager: str) -> str:
+    """Restart rknn_server the board's way, detached from this SSH session."""
+    if manager == "systemd":
+        return "systemctl restart rknn_server.service"
+    return ("if [ -x /usr/bin/restart_rknn.sh ]; then setsid /usr/bin/restart_rknn.sh > /dev/null 2>&1 < /dev/null; "
+            "else killall rknn_server > /dev/null 2>&1; setsid /usr/bin/start_rknn.sh > /dev/null 2>&1 < /dev/null & fi\n"
+            "for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -x rknn_server > /dev/null && exit 0; sleep 1; done\n"
+            "echo 'rknn_server did not start' >&2; exit 6\n")
+
+
+def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts: BoardFacts) -> None:
+    uploads = []
+    for step in plan.steps:
+        if step.kind == "file":
+            tmp = f"{step.file.dest.rsplit('/', 1)[0]}/.{step.file.dest.rsplit('/', 1)[1]}.rkdeploy-{secrets.token_hex(4)}"
+            _stream_as_root(session, bundle.files_dir / step.file.path, tmp, step.file.size)
+            uploads.append((step.file, tmp))
+    if uploads:
+        result = _root_run(session, install_script(uploads))
+        if result.return_code != 0:
+            raise ProvisionError(result.stderr.strip() or "installing the files failed")
+    wheel_steps = [s for s in plan.steps if s.kind in ("pip", "lite2")]
+    if wheel_steps:
+        _install_wheels(session, wheel_steps, bundle, facts)
+    for step in plan.steps:
+        if step.kind == "server":
+            manager = "systemd" if "systemd" in step.what else "start_rknn.sh"
+            result = _root_run(session, server_script(manager))
+            if result.return_code != 0:
+                raise ProvisionError(f"rknn_server: {result.stderr.strip()}")
+
+
+def _install_wheels(session: BoardSession, steps: list[Step], bundle: Bundle, facts: BoardFacts) -> None:
+    tag = facts.python_tag
+    remote = f"/tmp/rkdeploy-wheels-{secrets.token_hex(4)}"
+    session.run(f"mkdir -m 700 {remote}")
+    try:
+        for step in steps:
+            for wheel in step.wheels:
+                session.upload(str(bundle.wheelhouse / tag / wheel), f"{remote}/{wheel}")
+        python = shlex.quote(session.board.python)
+        system = session.board.python == "python3" or session.board.python.startswith("/usr/bin/")
+        # Debian 12+ marks its Python externally managed (PEP 668); rkdeploy owns what it installs there.
+        extra = "$(python3 -c 'import sysconfig,os;print(\"--break-system-packages\" if os.path.exists(" \
+                "os.path.join(sysconfig.get_paths()[\"stdlib\"],\"EXTERNALLY-MANAGED\")) else \"\")')" if system else ""
+        pip = f"{python} -m pip install --no-index --find-links {remote} --disable-pip-version-check -q {extra}"
+        for step in steps:
+            target = "pip" if step.kind == "pip" else f"rknn-toolkit-lite2=={bundle.version}"
+            command = f"{pip} --upgrade {target}"
+            result = _root_run(session, command) if system else session.run(command)
+            if result.return_code != 0:
+                err = result.stderr.strip().splitlines()
+                message = next((line for line in err if "not a supported wheel" in line or "Python.h" in line),
+                               err[-1] if err else "pip failed")
+                fix = " (sudo apt-get install python3-dev gcc)" if "Python.h" in message else ""
+                raise ProvisionError(f"installing {target} failed: {message}{fix}")
+    finally:
+        session.run(f"rm -rf {remote}")
+
+
+def provision_job(bundle: Bundle, *, check_only: bool, lock_wait: float):
+    target = Target(sdk=Version(bundle.version))
+
+    def job(session: BoardSession) -> BoardResult:
+        name = session.board.name
+        facts = gather_facts(session)
+        plan = plan_provision(name, facts, bundle)
+        if plan.refused:
+            return BoardResult(name, FAILED, data=plan, error=f"refused: {plan.refused}")
+        if check_only or not plan.steps:
+            return BoardResult(name, OK if not plan.steps else CHANGED, data=plan)
+        with BoardLock(session, lock_wait):
+            facts = gather_facts(session)          # what another run may have changed while we waited
+            plan = plan_provision(name, facts, bundle)
+            if not plan.steps:
+                return BoardResult(name, OK, data=plan)
+            apply_plan(session, plan, bundle, facts)
+            after = evaluate(name, gather_facts(session), target)
+        errors = [f.message for f in after if f.severity == ERROR and f.component in ("runtime", "server", "lite2")]
+        if errors:
+            return BoardResult(name, FAILED, data=plan, bytes_sent=plan.bytes,
+                               error="applied, but the board still fails the check: " + "; ".join(errors))
+        return BoardResult(name, CHANGED, data=plan, bytes_sent=session.bytes_sent)
+    return job
+
+
+def rollback_job(*, lock_wait: float):
+    def job(session: BoardSession) -> BoardResult:
+        with BoardLock(session, lock_wait):
+            result = _root_run(session, rollback_script())
+            if result.return_code != 0:
+                return BoardResult(session.board.name, FAILED, error=result.stderr.strip())
+            facts = gather_facts(session)
+            manager = "systemd" if facts.server_unit else "start_rknn.sh"
+            if facts.server:
+                restart = _root_run(session, server_script(manager))
+                if restart.return_code != 0:
+                    raise ProvisionError(f"rknn_server: {restart.stderr.strip()}")
+            facts = gather_facts(session)
+        return BoardResult(session.board.name, CHANGED, data={
+            "runtime": str(facts.runtime_version) if facts.runtime_version else None,
+            "server": str(facts.server_version) if facts.server_version else None})
+    return job
+
+
+def server_job(action: str, *, lock_wait: float):
+    """start / stop / restart / status of rknn_server, the board's way."""
+    def job(session: BoardSession) -> BoardResult:
+        facts = gather_facts(session)
+        manager = "systemd" if facts.server_unit else "start_rknn.sh"
+        state = {"running": facts.server_running, "pid": facts.server_pid, "manager": facts.server_manager or manager,
+                 "version": str(facts.server_version) if facts.server_version else None}
+        if action == "status":
+            return BoardResult(session.board.name, OK, data=state)
+        if facts.server is None:
+            return BoardResult(session.board.name, FAILED, error="rknn_server is not installed (inv provision)")
+        if action == "start" and facts.server_running:
+            return BoardResult(session.board.name, OK, data=state)
+        if action == "stop" and not facts.server_running:
+            return BoardResult(session.board.name, OK, data=state)
+        with BoardLock(session, lock_wait):
+            if action == "stop":
+                script = ("systemctl stop rknn_server.service" if manager == "systemd" else
+                          "killall start_rknn.sh > /dev/null 2>&1; killall rknn_server > /dev/null 2>&1; "
+                          "for i in 1 2 3 4 5; do pgrep -x rknn_server > /dev/null || exit 0; sleep 1; done; exit 6")
+            else:
+                script = server_script(manager)
+            result = _root_run(session, script)
+            if result.return_code != 0:
+                raise ProvisionError(f"rknn_server {action} failed: {result.stderr.strip()}")
+            after = gather_facts(session)
+        return BoardResult(session.board.name, CHANGED, data={**state, "running": after.server_running,
+                                                               "pid": after.server_pid})
+    return job
