@@ -74,8 +74,9 @@ def _toolkit(c) -> tuple[dict, object]:
         return {"python": python, "version": None, "note": str(e)}, None
 
 
-@task(help={**SELECT_HELP, "sdk": "the SDK release the fleet should run (default: rkdeploy.sdk)"})
-def check(c, host=None, group=None, all=False, inventory=None, sdk=None, json=False, parallel=None,
+@task(help={**SELECT_HELP, "sdk": "the SDK release the fleet should run (default: rkdeploy.sdk)",
+            "bundle": "judge against this SDK bundle's release (as --sdk, but the bundle must exist)"})
+def check(c, host=None, group=None, all=False, inventory=None, sdk=None, bundle=None, json=False, parallel=None,
           fail_percent=None, accept_new_host_keys=False, prompt_for_sudo_password=False):
     """Read every selected board and show SoC, arch, driver, server, runtime, lite2 and the PC toolkit side by side.
 
@@ -84,6 +85,8 @@ def check(c, host=None, group=None, all=False, inventory=None, sdk=None, json=Fa
     """
     inv, boards = _selection(c, inventory, host, group, all)
     settings = _settings(c, inv, accept_new_host_keys, prompt_for_sudo_password)
+    if bundle:
+        sdk = _bundle(c, bundle).version
     sdk = sdk or c.config.rkdeploy.get("sdk")
     if sdk and not release_of(sdk):
         raise _fail(f"--sdk {sdk!r} is not a release number like 2.3.2")

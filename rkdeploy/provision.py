@@ -127,7 +127,7 @@ def _stream_as_root(session: BoardSession, local: Path, remote_tmp: str, size: i
     channel = session.conn.transport.open_session()
     channel.settimeout(session.settings.command_timeout)
     folder = shlex.quote(remote_tmp.rsplit("/", 1)[0])
-    channel.exec_command(_sudo(session, f"sh -c {shlex.quote(f'umask 022; mkdir -p {folder}; cat > {shlex.quote(remote_tmp)}')}"))
+    channel.exec_command(_sudo(session, f"sh -c {shlex.quote(f'umask 022; mkdir -p {folder}; cat > {shlex.quote(remote_tmp)} || {{ rm -f {shlex.quote(remote_tmp)}; exit 1; }}')}"))
     if session.settings.sudo_password is not None:
         channel.sendall((session.settings.sudo_password + "\n").encode())
     sent = 0
@@ -173,6 +173,9 @@ def install_script(uploads: list[tuple[BundleFile, str]]) -> str:
                   f"if [ -e {dest} ]; then cp -p {dest} {saved}.tmp && mv -f {saved}.tmp {saved}; "
                   f"echo replaced {dest} >> \"$b/manifest.new\"; else echo added {dest} >> \"$b/manifest.new\"; fi",
                   f"chmod {f.mode} {shlex.quote(tmp)}", f"mv -f {shlex.quote(tmp)} {dest}"]
+    for folder, base in sorted({tuple(f.dest.rsplit("/", 1)) for f, _ in uploads}):
+        # leftovers of uploads that a dead link interrupted in an earlier run
+        lines.append(f"rm -f {shlex.quote(folder)}/.{shlex.quote(base)}.rkdeploy-*")
     lines.append('mv -f "$b/manifest.new" "$b/manifest"')
     return "\n".join(lines) + "\n"
 

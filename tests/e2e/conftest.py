@@ -71,3 +71,21 @@ def toolkit_python():
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "rknn-toolkit2==2.3.2"], check=True)
         (venv / ".complete").touch()
     return str(python)
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory):
+    """A working directory holding bundles/2.3.2, imported from the lab's stand-in 2.3.2 SDK tree (its real
+    lite2 wheel plus real dependencies from the package index) the way a user imports an SDK checkout."""
+    from tests.lab.sdk import cached_tree
+
+    work = tmp_path_factory.mktemp("rkdeploy-work")
+    proc = subprocess.run([RKDEPLOY, "bundle.import", str(cached_tree("2.3.2")), "--python", "3.11"], cwd=work,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return work
+
+
+def rkdeploy_in(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([RKDEPLOY, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)

@@ -1,0 +1,135 @@
+"""`rkdeploy provision`, `rollback` and `server.*` on the lab fleet, with a bundle imported from an SDK tree."""
+import json
+import threading
+import time
+
+import pytest
+
+from tests.e2e.conftest import inventory_copy, rkdeploy_in, ssh
+from tests.lab import faults
+
+pytestmark = pytest.mark.lab
+
+
+def provision(bundles, inventory, *args):
+    proc = rkdeploy_in(bundles, "provision", "--bundle", "2.3.2", "--json", "--inventory", str(inventory), *args)
+    return proc, json.loads(proc.stdout)
+
+
+def check(bundles, inventory, *args):
+    proc = rkdeploy_in(bundles, "check", "--bundle", "2.3.2", "--json", "--inventory", str(inventory), *args)
+    return proc, {b["board"]: b for b in json.loads(proc.stdout)["boards"]}
+
+
+def board(lab, profile):
+    return next(b for b in lab.boards() if b.profile == profile)
+
+
+def runtime_sha(lab, b):
+    return lab.board_root_exec(b, "sha256sum < /usr/lib/librknnrt.so").stdout.decode().split()[0]
+
+
+def test_provision_brings_every_board_to_the_bundle_and_a_second_run_changes_and_sends_nothing(lab, bundles):
+    proc, doc = provision(bundles, lab.inventory, "--all")
+    assert proc.returncode == 0, doc
+    first = {b["board"]: b for b in doc["boards"]}
+    assert {b["status"] for b in first.values()} <= {"changed", "ok"}
+    proc, boards = check(bundles, lab.inventory, "--all")
+    assert proc.returncode == 0
+    for entry in boards.values():
+        facts = entry["facts"]
+        assert facts["runtime"]["version"]["release"] == "2.3.2"
+        assert facts["server"]["version"]["release"] == "2.3.2" and facts["server_running"]
+        assert facts["lite2"]["release"] == "2.3.2"
+    # lite2 really imports on the board (from the offline wheelhouse, with its real dependencies)
+    out = ssh(lab, board(lab, "rk3588-fresh"), "python3 -c 'from rknnlite.api import RKNNLite; print(\"ok\")'", timeout=180)
+    assert out.stdout.strip() == "ok", out.stderr
+
+    proc, doc = provision(bundles, lab.inventory, "--all")
+    assert proc.returncode == 0
+    for entry in doc["boards"]:
+        assert (entry["status"], entry["bytes_sent"], entry["remote_commands"]) == ("ok", 0, 1)
+
+
+def test_rollback_brings_the_seed_board_back_to_1_5_0_and_provision_upgrades_it_again(lab, bundles):
+    seed = board(lab, "rk3588-field")
+    provision(bundles, lab.inventory, "--host", seed.name)
+    proc = rkdeploy_in(bundles, "rollback", "--host", seed.name, "--inventory", str(lab.inventory))
+    assert proc.returncode == 0, proc.stdout
+    _, boards = check(bundles, lab.inventory, "--host", seed.name)
+    facts = boards[seed.name]["facts"]
+    assert facts["runtime"]["version"]["release"] == facts["server"]["version"]["release"] == "1.5.0"
+    assert facts["server_running"]
+    proc, doc = provision(bundles, lab.inventory, "--host", seed.name)
+    assert doc["boards"][0]["status"] == "changed"
+    assert check(bundles, lab.inventory, "--host", seed.name)[1][seed.name]["status"] == "ok"
+
+
+def test_a_link_cut_during_the_runtime_upload_leaves_the_old_or_new_file_and_the_next_run_completes(lab, bundles, tmp_path):
+    seed = board(lab, "rk3588-field")
+    provision(bundles, lab.inventory, "--host", seed.name)
+    assert rkdeploy_in(bundles, "rollback", "--host", seed.name, "--inventory", str(lab.inventory)).returncode == 0
+    old = runtime_sha(lab, seed)
+    inventory = inventory_copy(lab, tmp_path, connect_timeout=10)
+    faults.limit_bandwidth(seed, "200kbit")            # the 67 kB stand-in runtime then takes ~3 s
+    cut_at = []
+
+    def cut_when_uploading():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if ".rkdeploy-" in lab.board_root_exec(seed, "ls -a /usr/lib /usr/bin").stdout.decode():
+                faults.cut_link(seed)
+                cut_at.append(time.monotonic())
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=cut_when_uploading)
+    try:
+        watcher.start()
+        proc, doc = provision(bundles, inventory, "--host", seed.name)
+        finished = time.monotonic()
+        watcher.join()
+    finally:
+        faults.restore_link(seed)
+        faults.clear_bandwidth(seed)
+    assert cut_at, "the upload was never seen"
+    assert doc["boards"][0]["status"] in ("unreachable", "failed") and finished - cut_at[0] < 20
+    assert runtime_sha(lab, seed) in (old, _bundle_runtime_sha(bundles))
+    proc, doc = provision(bundles, lab.inventory, "--host", seed.name)
+    assert doc["boards"][0]["status"] == "changed" and runtime_sha(lab, seed) == _bundle_runtime_sha(bundles)
+
+
+def _bundle_runtime_sha(bundles):
+    import yaml
+    doc = yaml.safe_load((bundles / "bundles/2.3.2/bundle.yaml").read_text())
+    return next(f["sha256"] for f in doc["files"] if f["role"] == "runtime" and f["arch"] == "aarch64")
+
+
+def test_a_full_filesystem_gives_a_clear_error_and_keeps_the_old_working_files(lab, bundles):
+    seed = board(lab, "rk3588-field")
+    provision(bundles, lab.inventory, "--host", seed.name)
+    assert rkdeploy_in(bundles, "rollback", "--host", seed.name, "--inventory", str(lab.inventory)).returncode == 0
+    old = runtime_sha(lab, seed)
+    faults.fill_disk(lab, seed)
+    try:
+        proc, doc = provision(bundles, lab.inventory, "--host", seed.name)
+        assert doc["boards"][0]["status"] == "failed" and "no space left" in doc["boards"][0]["error"]
+        assert runtime_sha(lab, seed) == old
+        leftovers = lab.board_root_exec(seed, "ls -a /usr/lib /usr/bin").stdout.decode()
+        assert ".rkdeploy-" not in leftovers
+    finally:
+        faults.free_disk(lab, seed)
+    proc, doc = provision(bundles, lab.inventory, "--host", seed.name)
+    assert doc["boards"][0]["status"] == "changed"
+
+
+def test_server_stop_start_and_status_follow_the_boards_own_way_of_running_it(lab, bundles):
+    b = board(lab, "rk3588-mismatch")
+    inv = str(lab.inventory)
+    assert rkdeploy_in(bundles, "server.stop", "--host", b.name, "--inventory", inv).returncode == 0
+    status = json.loads(rkdeploy_in(bundles, "server.status", "--host", b.name, "--json", "--inventory", inv).stdout)
+    assert status["boards"][0]["plan"]["running"] is False
+    assert rkdeploy_in(bundles, "server.start", "--host", b.name, "--inventory", inv).returncode == 0
+    status = json.loads(rkdeploy_in(bundles, "server.status", "--host", b.name, "--json", "--inventory", inv).stdout)
+    assert status["boards"][0]["plan"]["running"] is True
+    assert status["boards"][0]["plan"]["manager"] == "start_rknn.sh"
