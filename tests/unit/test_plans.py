@@ -1,0 +1,107 @@
+"""Provision and deploy plans from facts and a bundle or model: what would change, without SSH."""
+from packaging.version import Version  # noqa: F401
+
+from rkdeploy.bundle import Bundle, BundleFile
+from rkdeploy.deploy import plan_deploy, validate
+from rkdeploy.probe import parse_probe
+from rkdeploy.provision import install_script, plan_provision
+from rkdeploy.rknn_model import read_model
+from tests.conftest import FIXTURES
+
+PROBES = FIXTURES / "probe"
+MODELS = FIXTURES / "models"
+
+
+def facts(name="rk3588-mismatch.txt"):
+    return parse_probe((PROBES / name).read_text())
+
+
+def bundle(runtime_sha="c3cc9539522c9ff7ad1051e931f8670cffaba614c5683dd090608ada2bee1968", wheels=None):
+    files = [BundleFile("runtime", "aarch64", "aarch64/librknnrt.so", "/usr/lib/librknnrt.so", runtime_sha, 67432),
+             BundleFile("server", "aarch64", "aarch64/rknn_server", "/usr/bin/rknn_server", "f" * 64, 67680, "0755"),
+             BundleFile("start_script", "aarch64", "aarch64/start_rknn.sh", "/usr/bin/start_rknn.sh",
+                        "1cb242acbe514a373470e40aea4359140979c4bee1761cb895ad5be19296dc90", 216, "0755")]
+    return Bundle("2.3.2", root=None, layout="1.6+", files=files, wheels=wheels or {})
+
+
+def test_only_files_whose_sha_differs_are_planned_and_a_changed_server_means_a_restart():
+    plan = plan_provision("box3", facts(), bundle(wheels={"cp311": ["pip-26.whl", "rknn_toolkit_lite2-2.3.2.whl"]}))
+    kinds = [(s.kind, s.file.dest if s.file else None) for s in plan.steps]
+    assert ("file", "/usr/bin/rknn_server") in kinds
+    assert ("file", "/usr/lib/librknnrt.so") not in kinds and ("file", "/usr/bin/start_rknn.sh") not in kinds
+    assert kinds[-1] == ("server", None) and "restart" in plan.steps[-1].what
+    assert any(s.kind == "lite2" for s in plan.steps)
+    assert not any(s.kind == "pip" for s in plan.steps)         # pip 23.0.1 takes manylinux2014
+    assert plan.bytes == 67680
+
+
+def test_a_board_that_matches_the_bundle_gets_an_empty_plan():
+    board = facts()
+    board.files["/usr/bin/rknn_server"] = "f" * 64
+    board.lite2 = parse_probe("lite2=2.3.2\nend=ok").lite2
+    plan = plan_provision("box3", board, bundle(wheels={"cp311": ["x.whl"]}))
+    assert plan.steps == [] and not plan.refused
+
+
+def test_an_old_pip_is_upgraded_from_the_wheelhouse_first():
+    board = facts()
+    board.pip = "9.0.1"
+    plan = plan_provision("old", board, bundle(wheels={"cp311": ["pip-26.whl", "rknn_toolkit_lite2-2.3.2.whl"]}))
+    pip = [s for s in plan.steps if s.kind == "pip"]
+    assert pip and pip[0].wheels == ["pip-26.whl"] and "19.3" in pip[0].what
+
+
+def test_no_wheel_for_the_boards_python_is_a_note_listing_the_tags_that_exist():
+    board = facts()
+    board.python_tag = "cp39"
+    plan = plan_provision("b", board, bundle(wheels={"cp310": ["a"], "cp311": ["b"]}))
+    assert any("no lite2 wheel for cp39 (has: cp310, cp311)" in n for n in plan.notes)
+
+
+def test_boards_the_bundle_cannot_serve_are_refused_with_the_reason():
+    board = facts()
+    board.arch = "x86_64"
+    assert "aarch64 and armhf only" in plan_provision("pc", board, bundle()).refused
+    board = facts()
+    board.sudo = "no"
+    assert "--prompt-for-sudo-password" in plan_provision("b", board, bundle()).refused
+
+
+def test_the_install_script_verifies_every_file_before_renaming_any():
+    b = bundle()
+    script = install_script([(b.files[0], "/usr/lib/.librknnrt.so.rkdeploy-1"), (b.files[1], "/usr/bin/.rknn_server.rkdeploy-2")])
+    lines = script.splitlines()
+    checks = [i for i, line in enumerate(lines) if "sha256sum" in line]
+    renames = [i for i, line in enumerate(lines) if line.startswith("mv -f /usr/")]
+    assert len(checks) == 2 and len(renames) == 2 and max(checks) < min(renames)
+
+
+def test_deploy_validation_names_platform_toolkit_and_space_problems():
+    model = read_model(MODELS / "pphuman_rk3588_tk231.rknn")
+    field = facts("rk3588-field-1.5.0.txt")
+    assert any("Invalid RKNN model version 6" in p for p in validate(model, field))
+    rk3568 = facts()
+    rk3568.compatible = ["rockchip,rk3568"]
+    assert any("built for rk3588 but the board is rk3568" in p for p in validate(model, rk3568))
+    tight = facts()
+    tight.model_dir_free_kb = 100
+    assert any("not enough space" in p for p in validate(model, tight))
+    assert validate(model, facts()) == []
+
+
+def test_deploy_plans_nothing_for_the_active_version_and_prunes_beyond_keep():
+    model = read_model(MODELS / "pphuman_rk3588_tk231.rknn")
+    board = facts()
+    board.models_current["det"] = f"versions/{model.sha256[:12]}.rknn"
+    assert plan_deploy(model, "det", board, "b", keep=3, force=False).action == "none"
+    board = facts()
+    board.model_versions = [{"name": "det", "sha256": c * 64, "deployed_at": f"2026-01-0{i}"} for i, c in enumerate("abc", 1)]
+    board.models_current["det"] = "versions/" + "c" * 12 + ".rknn"
+    plan = plan_deploy(model, "det", board, "b", keep=3, force=False)
+    assert plan.action == "upload" and plan.prune == ["a" * 12]
+
+
+def test_forcing_a_refused_deploy_is_recorded_as_forced():
+    model = read_model(MODELS / "pphuman_rk3588_tk231.rknn")
+    plan = plan_deploy(model, "det", facts("rk3588-field-1.5.0.txt"), "b", keep=3, force=True)
+    assert plan.action == "upload" and plan.forced and plan.problems
