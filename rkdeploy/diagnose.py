@@ -1,0 +1,69 @@
+"""Known failure messages of the toolkit, the runtime, adb and pip, mapped to a cause and a fix
+(RKNN-NOTES.md §7, fixtures/toolkit-output/25-…)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    cause: str
+    fix: str
+    line: str = ""
+
+
+RULES: list[tuple[re.Pattern, str, str]] = [(re.compile(p, re.I), cause, fix) for p, cause, fix in [
+    (r"Invalid RKNN model version \d+|RKNN model version is .*support model version|RKNN_ERR_MODEL_INVALID",
+     "the model was built by a newer rknn-toolkit2 than the board's librknnrt",
+     "inv provision --host BOARD --bundle <the model's toolkit version>, or rebuild the model with the board's version"),
+    (r"This rknn model is for (\w+), but current platform is (\w+)",
+     "the model was built for another SoC", "rebuild it with target_platform set to the board's SoC"),
+    (r"server connect fail|rknn_server on the con\w+ device is abnormal|Cannot connect to proxy",
+     "rknn_server is not running on the board (or not reachable through adb forwarding)",
+     "inv server.start --host BOARD"),
+    (r"msg_ioctl_ack fail|msg_load_ack fail",
+     "the PC toolkit and the board's rknn_server are different releases",
+     "inv check --host BOARD, then inv provision --bundle <the toolkit's version>"),
+    (r"adb server version \((\d+)\) doesn't match this client \((\d+)\)",
+     "another adb (a different version) is running its server on the PC",
+     "stop the other adb server (adb kill-server with that adb) and let the toolkit's bundled adb run"),
+    (r"cannot bind listener.*localabstract",
+     "abstract unix sockets are unavailable (WSL): the toolkit cannot forward @transfer_proxy",
+     "run the toolkit on native Linux"),
+    (r"no devices/emulators found|device '.*' not found|Connect to Device.*Failure|error: device offline|"
+     r"Get board target failed",
+     "the board is not listed by adb (USB cable, udev permissions, or network adb not connected)",
+     "check `adb devices`; for network adb: adb connect IP:5555 and set the board's adb: in the inventory"),
+    (r"failed to open rknpu module|failed to open rknn device",
+     "the NPU device cannot be opened (driver not loaded, or the user lacks the render/video group)",
+     "sudo usermod -aG render,video USER, or load the rknpu driver (inv check shows which)"),
+    (r"librknnrt\.so: invalid ELF header",
+     "librknnrt.so on the board is not a library (often a web page saved by mistake)",
+     "inv provision --host BOARD"),
+    (r"librknnrt\.so: cannot open shared object file",
+     "librknnrt.so is not installed where the loader looks", "inv provision --host BOARD"),
+    (r"undefined symbol: rknn_\w+",
+     "librknnrt.so is older than the API the caller expects", "inv provision --host BOARD with the matching bundle"),
+    (r"/sys/class/devfreq/dmc",
+     "eval_perf(fix_freq=True) cannot set the DDR clock on this board (no devfreq/dmc)",
+     "run inv perf with --no-fix-freq"),
+    (r"is not a supported wheel on this platform",
+     "the lite2 wheel does not match the board's Python (cpXY) or architecture",
+     "inv bundle.import SDK --python <the board's version>, then inv provision"),
+    (r"Python\.h: No such file|command 'gcc' failed|error: command .*gcc",
+     "a dependency builds from source and the board lacks Python headers or gcc",
+     "sudo apt-get install python3-dev gcc (on the board)"),
+]]
+
+
+def diagnose(text: str) -> list[Diagnosis]:
+    """Every distinct known cause found in a log, in the order first seen."""
+    found: list[Diagnosis] = []
+    seen = set()
+    for line in text.splitlines():
+        for pattern, cause, fix in RULES:
+            if pattern.search(line) and cause not in seen:
+                seen.add(cause)
+                found.append(Diagnosis(cause, fix, line.strip()))
+    return found

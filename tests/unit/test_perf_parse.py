@@ -1,0 +1,81 @@
+"""eval_perf / eval_memory parsers on every fixture that holds eval output, and the failure diagnosis."""
+import pytest
+
+from rkdeploy.diagnose import diagnose
+from rkdeploy.perf_parse import parse_memory, parse_perf
+from tests.conftest import FIXTURES
+
+OUT = FIXTURES / "toolkit-output"
+
+
+def text(prefix):
+    return next(OUT.glob(f"{prefix}-*.txt")).read_text()
+
+
+@pytest.mark.parametrize("prefix,gen,total,fps,op_time,rw_kb,layers,ranking,top", [
+    ("03", "1.x", None, None, 20274, 0.0, 2, 7, ("ConvRelu", 36, 13166, 64.94)),
+    ("06", "1.x", None, None, 14147, 0.0, 2, 7, ("ConvRelu", 36, 9338, 66.0)),
+    ("09", "1.x", None, None, 27987, 88.4914 * 1024, 23, 8, ("ConvRelu", 50, 19301, 68.96)),
+    ("11", "2.x", None, None, 128441, 289739.0, 18, 11, ("ConvExSwish", 57, 100965, 78.61)),
+    ("13", "2.x", 17219, 58.08, None, None, 0, 0, None),
+    ("14", "2.x", 17219, 58.08, None, None, 0, 0, None),
+    ("15", "2.x", None, None, 128441, 289739.0, 4, 3, ("ConvExSwish", 57, 100965, 78.61)),
+    ("16", "2.x", None, None, 128441, 289739.0, 4, 3, ("ConvExSwish", 57, 100965, 78.61)),
+])
+def test_eval_perf_outputs_of_both_generations_parse(prefix, gen, total, fps, op_time, rw_kb, layers, ranking, top):
+    perf = parse_perf(text(prefix))
+    assert (perf.generation, perf.total_time_us, perf.fps, perf.operator_time_us) == (gen, total, fps, op_time)
+    assert perf.memory_rw_kb == pytest.approx(rw_kb) if rw_kb is not None else perf.memory_rw_kb is None
+    assert (len(perf.layers), len(perf.ranking)) == (layers, ranking)
+    if top:
+        first = perf.ranking[0]
+        assert (first.op_type, first.calls, first.total_us, first.ratio_pct) == top
+
+
+def test_2x_frequency_lists_fps_and_per_layer_times_are_read():
+    perf = parse_perf(text("15"))                       # with ANSI colour codes in it
+    assert perf.frequencies == {"cpu": [1800000, 2256000, 2304000], "npu": [1000000000], "ddr": [2112000000]}
+    assert perf.layers[1].op_type == "ConvExSwish" and perf.layers[1].time_us == 16130
+    assert parse_perf(text("13")).effective_fps == 58.08
+    assert parse_perf(text("11")).effective_fps == round(1e6 / 128441, 2)
+
+
+def test_a_ranking_that_ends_with_a_total_row_keeps_the_total_out_of_the_operators():
+    with_total = text("16") + "Total              67           1138         0            100965       102103         100.00%\n"
+    perf = parse_perf(with_total)
+    assert [r.op_type for r in perf.ranking] == ["ConvExSwish", "OutputOperator", "InputOperator"]
+
+
+@pytest.mark.parametrize("prefix,weight,internal,other,total,exact", [
+    ("04", 3.53 * 2 ** 20, 1.67 * 2 ** 20, None, 5.58 * 2 ** 20, False),
+    ("07", 3.53 * 2 ** 20, 1.67 * 2 ** 20, None, 5.66 * 2 ** 20, False),
+    ("09", 6.99 * 2 ** 20, 5.86 * 2 ** 20, None, 18.16 * 2 ** 20, False),
+    ("10", 4312608, 1756160, None, 6068768, True),       # 1.x dict keys win over the rounded printout
+    ("17", 3698688, 1756160, 484352, 5939200, True),
+    ("18", 3698688, 1756160, 484352, 5939200, True),
+])
+def test_eval_memory_text_and_returned_dicts_of_both_key_styles_parse(prefix, weight, internal, other, total, exact):
+    mem = parse_memory(text(prefix))
+    assert mem.weight == int(weight) and mem.internal == int(internal) and mem.total == int(total)
+    assert mem.other == (int(other) if other else None) and mem.exact == exact
+
+
+def test_outputs_without_eval_results_parse_to_nothing():
+    for prefix in ("01", "02", "05", "22", "23", "24"):
+        assert parse_perf(text(prefix)) is None and parse_memory(text(prefix)) is None
+
+
+def test_every_failure_line_of_the_field_fixture_has_a_cause_and_a_fix():
+    body = text("25").split("---- verbatim output below this line ----")[1]
+    context = ("6, 1", "load model failed", "rknn_server_proxy.md")
+    for line in body.strip().splitlines():
+        if any(c in line for c in context):
+            continue
+        found = diagnose(line)
+        assert found and found[0].fix, line
+
+
+def test_a_whole_log_gives_each_cause_once():
+    body = text("25")
+    causes = [d.cause for d in diagnose(body)]
+    assert len(causes) == len(set(causes)) and len(causes) >= 10
