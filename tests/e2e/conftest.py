@@ -27,7 +27,7 @@ def lab():
     reason = lab_available()
     if reason:
         pytest.skip(reason)
-    lab = Lab("test")
+    lab = Lab(f"t{os.getpid() % 100000}")      # its own name: two suites may run at once
     lab.down()                      # leftovers of a crashed earlier run
     try:
         lab.up()                    # the four default profiles
@@ -89,3 +89,20 @@ def bundles(tmp_path_factory):
 def rkdeploy_in(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([RKDEPLOY, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def standin_toolkit():
+    """A virtualenv with the lab's labelled stand-in of rknn-toolkit2 (tests/lab/toolkit_standin)."""
+    from tests.lab.host import CACHE_DIR
+
+    source = Path(__file__).parents[1] / "lab/toolkit_standin"
+    stamp = str(max(p.stat().st_mtime_ns for p in source.rglob("*") if p.is_file()))
+    venv = CACHE_DIR / "toolkit-standin-venv"
+    python = venv / "bin/python"
+    if not (venv / ".complete").exists() or (venv / ".complete").read_text() != stamp:
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], check=True)
+        (venv / ".complete").write_text(stamp)
+    return str(python)

@@ -1,10 +1,12 @@
 """The board lab itself: boards that behave like the profiles say, faults that work, teardown that is total."""
 import json
+import os
 import socket
 import subprocess
 import time
 
 import pytest
+from pathlib import Path
 
 from tests.e2e.conftest import ssh
 from tests.lab import faults
@@ -144,13 +146,11 @@ def test_a_filled_filesystem_refuses_writes_until_freed(lab):
     assert "wrote" in ssh(lab, board, "echo x > /tmp/probe-write && echo wrote").stdout
 
 
-def _traces(name: str) -> list[str]:
+def _traces(name: str, links: list[str]) -> list[str]:
     found = []
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(f"rkl-{name}-")]
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
-              if line.split(":")[1].strip().split("@")[0].startswith(f"rkl{name}")]
+    found += [f"link {link}" for link in links if Path(f"/sys/class/net/{link}").exists()]
     mounts = open("/proc/mounts").read()
     found += [f"mount {line}" for line in mounts.splitlines() if f"rkdeploy-lab/{name}/" in line]
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
@@ -159,22 +159,39 @@ def _traces(name: str) -> list[str]:
 
 
 def test_lab_down_leaves_no_namespace_link_mount_or_process_even_after_a_crash():
-    lab = Lab("tdown")
+    name = f"d{os.getpid() % 100000}"
+    lab = Lab(name)
     lab.down()
     lab.up(profiles=["rk3588-field"])
-    assert _traces("tdown"), "the lab should be visible while up"
+    links = [lab.bridge] + [b.veth for b in lab.boards()]
+    assert _traces(name, links), "the lab should be visible while up"
     # A crash: forget the Lab object, keep only what is on disk, as a later `inv lab.down` would.
     state = json.loads(lab.state_file.read_text())
     assert state["boards"][0]["pid"]
-    Lab("tdown").down()
-    assert _traces("tdown") == []
+    Lab(name).down()
+    assert _traces(name, links) == []
     assert not lab.state_file.exists()
+
+
+def test_boards_whose_state_was_lost_are_still_found_and_ended_by_lab_down():
+    name = f"o{os.getpid() % 100000}"
+    lab = Lab(name)
+    lab.up(profiles=["rk3588-fresh"])
+    links = [lab.bridge] + [b.veth for b in lab.boards()]
+    pid = lab.boards()[0].pid
+    lab.state_file.write_text(json.dumps({"subnet": lab.subnet, "boards": []}))   # state lost
+    Lab(name).down()
+    assert not Path(f"/proc/{pid}").exists() or b"init.sh" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    for link in links:                                   # what the lost state named is not ours to guess
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+    subprocess.run(["ip", "netns", "del", f"rkl-{name}-box1"], capture_output=True)
+    assert _traces(name, links) == []
 
 
 def test_a_second_lab_gets_its_own_subnet_and_a_clashing_one_is_refused(lab):
     from tests.lab.host import LabError
 
-    other = Lab("tsub")
+    other = Lab(f"s{os.getpid() % 100000}")
     assert other.subnet != lab.subnet
-    with pytest.raises(LabError, match="used by lab 'test'"):
-        Lab("tsub2", subnet=lab.subnet)
+    with pytest.raises(LabError, match=f"used by lab '{lab.name}'"):
+        Lab(f"x{os.getpid() % 100000}", subnet=lab.subnet)

@@ -144,7 +144,7 @@ class Lab:
             self._bridge_up()
             for i, profile in enumerate(loaded, start=1):
                 fleet.append(Board(name=f"box{i}", profile=profile["name"], ip=f"10.213.{self.subnet}.{10 + i}",
-                                   netns=f"rkl-{self.name}-box{i}", veth=f"rkl{self.name[:4]}{i}",
+                                   netns=f"rkl-{self.name}-box{i}", veth=f"rkl{self.subnet}b{i}",
                                    dir=str(self.dir / "boards" / f"box{i}"), native=native))
             self._save(fleet)  # before anything runs, so a crash mid-way can still be torn down
             with ThreadPoolExecutor(max_workers=8) as pool:
@@ -228,6 +228,20 @@ class Lab:
                 run(["ip", "netns", "del", board.netns], check=False)
             if Path(f"/sys/class/net/{board.veth}").exists():
                 run(["ip", "link", "del", board.veth], check=False)
+        # Board processes whose state was lost (a crash between start and save, or a state file removed by
+        # another run): recognised by this lab's own board path in their command line, ended by PID.
+        marker = f"{self.dir}/boards/".encode()
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    argv = (proc / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if argv and argv[0] == b"unshare" and any(marker in a for a in argv):
+                    try:
+                        os.kill(int(proc.name), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         if Path(f"/sys/class/net/{self.bridge}").exists():
             run(["ip", "link", "del", self.bridge], check=False)
         shutil.rmtree(self.dir / "boards", ignore_errors=True)

@@ -1,0 +1,192 @@
+"""`inv perf`: connected-board eval_perf / eval_memory for every selected board, from the PC.
+
+Per board: a preflight over SSH (toolkit/server/runtime parity, rknn_server running, the model's
+platform, the adb device listed by the toolkit's own adb), the board's CPU/NPU/DDR governors saved,
+then the worker (perf_worker.py) in the toolkit's Python, then the governors restored, because
+eval_perf(fix_freq=True) changes them and never puts them back (RKNN-NOTES.md §5).
+
+The toolkit forwards one PC-side abstract socket, @transfer_proxy, whatever the board: two runs at
+once on one PC would talk to each other's board. Workers therefore run one at a time on this PC
+(a file lock, so separate rkdeploy processes take turns too); preflights run in parallel.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .check import gather_facts
+from .deploy import SOC_ALIASES
+from .diagnose import Diagnosis, diagnose
+from .fleet import FAILED, OK, BoardResult, BoardSession
+from .perf_parse import MemoryResult, PerfResult, parse_memory, parse_perf
+from .provision import _root_run, server_script
+from .rknn_model import RknnModel
+from .versions import same_release
+
+WORKER = Path(__file__).with_name("perf_worker.py")
+GOVERNOR_GLOBS = ("/sys/devices/system/cpu/cpufreq/policy*/scaling_governor", "/sys/class/devfreq/*/governor")
+
+
+class PerfError(RuntimeError):
+    pass
+
+
+@dataclass
+class PerfRun:
+    board: str
+    model: str
+    ok: bool = False
+    stage: str = ""
+    error: str = ""
+    perf: PerfResult | None = None
+    memory: MemoryResult | None = None
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    raw_path: str = ""
+    governors_restored: int = 0
+
+    def to_dict(self) -> dict:
+        return {"board": self.board, "model": self.model, "ok": self.ok, "stage": self.stage, "error": self.error or None,
+                "perf": self.perf.to_dict() if self.perf else None,
+                "memory": self.memory.to_dict() if self.memory else None,
+                "diagnoses": [d.__dict__ for d in self.diagnoses], "raw": self.raw_path,
+                "governors_restored": self.governors_restored}
+
+
+def toolkit_adb(python: str) -> str:
+    """The adb bundled with the toolkit, which the toolkit always uses (not whatever adb is on PATH)."""
+    code = ("import importlib.util, os\nspec = importlib.util.find_spec('rknn')\n"
+            "root = os.path.dirname(spec.origin) if spec and spec.origin else ''\n"
+            "hits = [os.path.join(d, 'adb') for d, _, fs in os.walk(root) if 'adb' in fs and 'linux' in d + 'linux']\n"
+            "print(next((h for h in hits if os.access(h, os.X_OK)), ''))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
+    if not out:
+        raise PerfError(f"no adb inside the rknn-toolkit2 of {python}")
+    return out
+
+
+def adb_devices(adb: str) -> list[str]:
+    out = subprocess.run([adb, "devices"], capture_output=True, text=True, timeout=30).stdout.splitlines()
+    return [line.split()[0] for line in out[1:] if line.strip() and "\tdevice" in line]
+
+
+def read_governors(session: BoardSession) -> dict[str, str]:
+    script = "for f in " + " ".join(GOVERNOR_GLOBS) + "; do [ -r \"$f\" ] && echo \"$f=$(cat \"$f\")\"; done; true"
+    out = session.run(script).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def restore_governors(session: BoardSession, saved: dict[str, str]) -> int:
+    if not saved:
+        return 0
+    script = "\n".join(f"echo {shlex.quote(v)} > {shlex.quote(k)} 2>/dev/null || true" for k, v in saved.items())
+    _root_run(session, script)
+    return len(saved)
+
+
+_pc_lock_path = Path(os.environ.get("RKDEPLOY_CACHE", Path.home() / ".cache" / "rkdeploy")) / "transfer_proxy.lock"
+
+
+def run_worker(python: str, request: dict, timeout: float) -> dict:
+    """One toolkit run at a time on this PC: @transfer_proxy is a single PC-wide socket name."""
+    _pc_lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(_pc_lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            proc = subprocess.run([python, str(WORKER)], input=json.dumps(request), capture_output=True, text=True,
+                                  timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "stage": "timeout", "error": f"the toolkit did not finish within {timeout:g} s",
+                    "log": ""}
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return {"ok": False, "stage": "worker", "error": f"the worker crashed ({proc.returncode})",
+                "log": proc.stdout + proc.stderr}
+
+
+def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: str, *, force: bool) -> list[str]:
+    """Why a connected-board run on this board would fail, before the toolkit is started (starts a
+    stopped rknn_server the board's way, as that is what the user would do next)."""
+    board = session.board
+    facts = gather_facts(session)
+    problems = []
+    server, runtime = facts.server_version, facts.runtime_version
+    if server is None or runtime is None:
+        problems.append("rknn_server or librknnrt missing: inv provision --host " + board.name)
+    elif not force:
+        for label, v in (("rknn_server", server), ("librknnrt", runtime)):
+            if toolkit_release and not same_release(v.release, toolkit_release):
+                problems.append(f"{label} {v} on the board but rknn-toolkit2 {toolkit_release} on the PC: the run "
+                                f"would fail with 'msg_ioctl_ack fail' (use the same release, or --force)")
+    soc = SOC_ALIASES.get(facts.soc, facts.soc)
+    if soc and soc not in {SOC_ALIASES.get(p, p) for p in model.target_platforms}:
+        problems.append(f"{model.path.rsplit('/', 1)[-1]} is built for {', '.join(model.target_platforms)}, "
+                        f"the board is {facts.soc}")
+    if server is not None and not facts.server_running:
+        started = _root_run(session, server_script("systemd" if facts.server_unit else "start_rknn.sh"))
+        if started.return_code != 0:
+            problems.append(f"rknn_server is stopped and did not start: {started.stderr.strip()}")
+    if not board.adb:
+        problems.append("the inventory gives no adb device id for this board (adb: SERIAL, or IP:5555 for network adb)")
+    else:
+        if re.match(r"^[\d.]+:\d+$", board.adb):
+            subprocess.run([adb, "connect", board.adb], capture_output=True, timeout=30)
+        if board.adb not in adb_devices(adb):
+            problems.append(f"the toolkit's adb does not list {board.adb} (USB cable and udev rules, or "
+                            f"`adb connect {board.adb}` for network adb)")
+    return problems
+
+
+def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: str, force: bool, fix_freq: bool,
+             perf_debug: bool, timeout: float, raw_dir: Path):
+    def job(session: BoardSession) -> BoardResult:
+        board = session.board
+        problems = preflight(session, models[0], toolkit_release, adb, force=force)
+        if problems:
+            return BoardResult(board.name, FAILED, error="preflight: " + "; ".join(problems),
+                               data=[PerfRun(board.name, m.path.rsplit("/", 1)[-1], stage="preflight",
+                                             error="; ".join(problems)) for m in models])
+        saved = read_governors(session) if fix_freq else {}
+        runs = []
+        try:
+            for model in models:
+                runs.append(_one(board, model, python, fix_freq, perf_debug, timeout, raw_dir))
+        finally:
+            restored = restore_governors(session, saved)
+        for r in runs:
+            r.governors_restored = restored
+        ok = all(r.ok for r in runs)
+        return BoardResult(board.name, OK if ok else FAILED, data=runs,
+                           error="" if ok else "; ".join(f"{r.model}: {r.error}" for r in runs if not r.ok))
+    return job
+
+
+def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path) -> PerfRun:
+    name = model.path.rsplit("/", 1)[-1]
+    target = board.soc or (model.target_platforms[0] if model.target_platforms else None)
+    started = time.monotonic()
+    out = run_worker(python, {"model": model.path, "target": target, "device_id": board.adb,
+                              "perf_debug": perf_debug, "fix_freq": fix_freq}, timeout)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    raw = raw_dir / f"{board.name}-{name}.log"
+    raw.write_text(out.get("log", "") + "\n---- eval_perf return value ----\n" + (out.get("perf_text") or "")
+                   + "\n---- eval_memory return value ----\n" + json.dumps(out.get("memory")) + "\n")
+    run = PerfRun(board.name, name, ok=bool(out.get("ok")), stage=out.get("stage", ""), error=out.get("error") or "",
+                  raw_path=str(raw))
+    run.perf = parse_perf(out.get("perf_text") or out.get("log", ""))
+    memory = out.get("memory")
+    run.memory = parse_memory(repr(memory)) if memory else parse_memory(out.get("log", ""))
+    run.diagnoses = diagnose((out.get("log") or "") + "\n" + (out.get("error") or ""))
+    if run.ok and run.perf is None:
+        run.ok, run.error = False, "eval_perf returned nothing that could be read"
+    run.error = run.error or ""
+    _ = time.monotonic() - started
+    return run

@@ -1,0 +1,72 @@
+"""How perf results look: board × model with time, FPS, memory and top operators; CSV; baselines."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .perf import PerfRun
+
+
+def _mib(n) -> str:
+    return f"{n / 2 ** 20:.2f}" if n else "—"
+
+
+def rows(runs: list[PerfRun]) -> list[dict]:
+    out = []
+    for r in runs:
+        p, m = r.perf, r.memory
+        out.append({"board": r.board, "model": r.model, "ok": r.ok,
+                    "time_ms": round(p.time_us / 1000, 3) if p and p.time_us else None,
+                    "fps": p.effective_fps if p else None,
+                    "memory_total_mib": round(m.total / 2 ** 20, 2) if m and m.total else None,
+                    "weight_mib": round(m.weight / 2 ** 20, 2) if m and m.weight else None,
+                    "top_operators": ", ".join(f"{o.op_type} {o.ratio_pct:g}%" for o in (p.ranking[:3] if p else [])),
+                    "error": r.error or None,
+                    "diagnosis": "; ".join(f"{d.cause} → {d.fix}" for d in r.diagnoses) or None})
+    return out
+
+
+def regressions(current: list[dict], baseline_file: Path, threshold_pct: float) -> dict[tuple, str]:
+    """(board, model) → why it regressed, compared with an earlier --json output."""
+    before = {(b["board"], b["model"]): b for b in json.loads(baseline_file.read_text())["results"]}
+    found = {}
+    for row in current:
+        old = before.get((row["board"], row["model"]))
+        if not old or not row["time_ms"] or not old.get("time_ms"):
+            continue
+        change = 100.0 * (row["time_ms"] - old["time_ms"]) / old["time_ms"]
+        if change > threshold_pct:
+            found[(row["board"], row["model"])] = f"+{change:.1f}% ({old['time_ms']} → {row['time_ms']} ms)"
+    return found
+
+
+def to_csv(table: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(table[0].keys()) if table else ["board"])
+    writer.writeheader()
+    writer.writerows(table)
+    return buf.getvalue()
+
+
+def render_perf(console: Console, table_rows: list[dict], regressed: dict[tuple, str] | None = None) -> None:
+    regressed = regressed or {}
+    table = Table(title="Connected-board performance", title_justify="left")
+    for col in ("Board", "Model", "Time (ms)", "FPS", "Memory (MiB)", "Top operators", "Notes"):
+        table.add_column(col, overflow="fold")
+    for r in table_rows:
+        note = Text()
+        if (r["board"], r["model"]) in regressed:
+            note.append(f"REGRESSION {regressed[(r['board'], r['model'])]}", style="bold red")
+        if r["error"]:
+            note.append(("\n" if note else "") + r["error"], style="red")
+        if r["diagnosis"]:
+            note.append(("\n" if note else "") + r["diagnosis"], style="yellow")
+        table.add_row(r["board"], r["model"], str(r["time_ms"] or "—"), str(r["fps"] or "—"),
+                      str(r["memory_total_mib"] or "—"), r["top_operators"] or "", note)
+    console.print(table)

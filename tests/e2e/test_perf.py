@@ -1,0 +1,67 @@
+"""`rkdeploy perf` end to end on the lab: preflight over SSH, the worker in the toolkit's own Python
+(a labelled stand-in of rknn-toolkit2 2.x here), parsing, report; and the real toolkit when configured."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from rkdeploy.perf import run_worker
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import RKDEPLOY, rkdeploy_in
+
+pytestmark = pytest.mark.lab
+MODEL = FIXTURES / "models/pphuman_rk3588_tk231.rknn"
+
+
+def board(lab, profile):
+    return next(b for b in lab.boards() if b.profile == profile)
+
+
+def perf(bundles, lab, toolkit, devices, *args):
+    env = dict(os.environ, RKDEPLOY_TOOLKIT_PYTHON=toolkit, RKDEPLOY_STANDIN_ADB_DEVICES=devices)
+    proc = subprocess.run([RKDEPLOY, "perf", "--model", str(MODEL), "--json", "--inventory", str(lab.inventory), *args],
+                          cwd=bundles, capture_output=True, text=True, env=env, timeout=600, stdin=subprocess.DEVNULL)
+    return proc, json.loads(proc.stdout)
+
+
+def test_perf_runs_on_a_provisioned_board_and_refuses_the_mismatched_one_with_its_reason(lab, bundles, standin_toolkit):
+    fresh, mismatch = board(lab, "rk3588-fresh"), board(lab, "rk3588-mismatch")
+    assert rkdeploy_in(bundles, "provision", "--bundle", "2.3.2", "--host", fresh.name,
+                       "--inventory", str(lab.inventory)).returncode == 0
+    devices = f"{fresh.ip}:5555,{mismatch.ip}:5555"
+    proc, doc = perf(bundles, lab, standin_toolkit, devices, "--host", f"{fresh.name},{mismatch.name}", "--perf-debug")
+    results = {r["board"]: r for r in doc["results"]}
+    ok = results[fresh.name]
+    assert ok["ok"] and ok["time_ms"] > 0 and ok["fps"] > 0 and ok["memory_total_mib"] > 0
+    assert ok["top_operators"].startswith("ConvRelu")
+    refused = results[mismatch.name]
+    assert not refused["ok"] and "rknn_server 1.6.0" in refused["error"] and "2.3.2" in refused["error"]
+    assert proc.returncode == 8
+    raw = next(r["raw"] for r in doc["runs"] if r["board"] == fresh.name)
+    assert "I rknn-toolkit2 version: 2.3.2+standin" in open(raw).read()
+
+
+def test_a_board_missing_from_adb_is_stopped_in_preflight_with_the_adb_hint(lab, bundles, standin_toolkit):
+    fresh = board(lab, "rk3588-fresh")
+    rkdeploy_in(bundles, "provision", "--bundle", "2.3.2", "--host", fresh.name, "--inventory", str(lab.inventory))
+    proc, doc = perf(bundles, lab, standin_toolkit, "", "--host", fresh.name)
+    assert "does not list" in doc["results"][0]["error"] and f"adb connect {fresh.ip}:5555" in doc["results"][0]["error"]
+
+
+def test_the_worker_survives_the_toolkit_raising_when_no_device_answers(standin_toolkit):
+    out = run_worker(standin_toolkit, {"model": str(MODEL), "target": "rk3588", "device_id": "10.0.0.1:5555"}, 120)
+    assert not out["ok"] and out["stage"] == "init_runtime" and out["error"].startswith("ValueError")
+    assert "no devices/emulators found" in out["log"]
+
+
+@pytest.mark.skipif(not os.environ.get("RKDEPLOY_TOOLKIT_PYTHON"), reason="set RKDEPLOY_TOOLKIT_PYTHON to a real "
+                    "rknn-toolkit2 environment (inv perf.setup) to run this")
+def test_the_real_toolkit_without_a_device_fails_with_a_clear_diagnosis():
+    from rkdeploy.diagnose import diagnose
+
+    out = run_worker(os.environ["RKDEPLOY_TOOLKIT_PYTHON"], {"model": str(MODEL), "target": "rk3588",
+                                                            "device_id": "0123456789ab"}, 600)
+    assert not out["ok"] and out["stage"] == "init_runtime"
+    causes = [d.cause for d in diagnose(out["log"] + "\n" + (out["error"] or ""))]
+    assert any("not listed by adb" in c for c in causes), out
