@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from .facts import BoardFacts
 from .fleet import OK, BoardResult, BoardSession, FleetRun
 from .policy import Finding, Target, evaluate, status_of
-from .probe import parse_probe, probe_script
+from .gather import gather_facts
 
 EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_UNREACHABLE, EXIT_FAILED = 0, 1, 2, 4, 8
 
@@ -15,15 +15,6 @@ EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_UNREACHABLE, EXIT_FAILED = 0, 1, 2, 4, 
 class BoardCheck:
     facts: BoardFacts
     findings: list[Finding] = field(default_factory=list)
-
-
-def gather_facts(session: BoardSession, extra_paths: tuple[str, ...] = (), model_dir: str | None = None) -> BoardFacts:
-    """One remote command: the probe script, with the sudo password (if any) on its stdin."""
-    password = session.settings.sudo_password
-    script = probe_script(session.board.python, sudo_password_on_stdin=password is not None, extra_paths=extra_paths,
-                          model_dir=model_dir)
-    result = session.run(script, stdin=(password + "\n") if password is not None else None)
-    return parse_probe(result.stdout)
 
 
 def check_job(target: Target):

@@ -20,7 +20,7 @@ import shlex
 import socket
 from dataclasses import dataclass, field
 
-from .check import gather_facts
+from .gather import gather_facts
 from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
 from .lock import BoardLock
@@ -156,11 +156,12 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
         board = session.board
         where = model_dir or board.vars.get("model_dir") or DEFAULT_MODEL_DIR
         final_name = model_name(model, name)
-        if check_only:
-            return _result(board.name, plan_deploy(model, final_name, gather_facts(session, model_dir=where),
-                                                   board.name, keep, force))
+        facts = gather_facts(session, model_dir=where, system=False)
+        plan = plan_deploy(model, final_name, facts, board.name, keep, force)
+        if check_only or plan.action in ("none", "refused"):
+            return _result(board.name, plan)           # one remote command, no lock: nothing to change
         with BoardLock(session, lock_wait):
-            facts = gather_facts(session, model_dir=where)
+            facts = gather_facts(session, model_dir=where, system=False)   # again: another run may have won
             plan = plan_deploy(model, final_name, facts, board.name, keep, force)
             if plan.action in ("none", "refused"):
                 return _result(board.name, plan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from .check import gather_facts
+from .gather import gather_facts
 from .deploy import DEFAULT_MODEL_DIR, DeployError, activate_script
 from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
@@ -40,7 +40,7 @@ def _model_dir(session: BoardSession, model_dir: str | None) -> str:
 
 def list_job(model_dir: str | None):
     def job(session: BoardSession) -> BoardResult:
-        facts = gather_facts(session, model_dir=_model_dir(session, model_dir))
+        facts = gather_facts(session, model_dir=_model_dir(session, model_dir), system=False)
         return BoardResult(session.board.name, OK, data=deployed(facts))
     return job
 
@@ -50,7 +50,7 @@ def rollback_job(name: str, model_dir: str | None, lock_wait: float):
     def job(session: BoardSession) -> BoardResult:
         where = _model_dir(session, model_dir)
         with BoardLock(session, lock_wait):
-            facts = gather_facts(session, model_dir=where)
+            facts = gather_facts(session, model_dir=where, system=False)
             model = next((m for m in deployed(facts) if m.name == name), None)
             if model is None:
                 return BoardResult(session.board.name, FAILED, error=f"no model {name!r} on this board")

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .check import gather_facts
+from .gather import gather_facts
 from .deploy import SOC_ALIASES
 from .diagnose import Diagnosis, diagnose
 from .fleet import FAILED, OK, BoardResult, BoardSession

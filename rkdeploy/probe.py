@@ -25,25 +25,20 @@ DRIVER_FILES = ("/sys/kernel/debug/rknpu/version", "/sys/kernel/debug/rknpu/driv
 DF_PATHS = ("/", "/usr/lib", "/tmp", "/var")
 
 def probe_script(python: str = "python3", sudo_password_on_stdin: bool = False, extra_paths: tuple[str, ...] = (),
-                 model_dir: str | None = None) -> str:
+                 model_dir: str | None = None, system: bool = True) -> str:
     """The shell script the board runs. With `sudo_password_on_stdin`, its first stdin line is the
     sudo password: read into a shell variable and fed to `sudo -S` through a builtin, so it never
-    appears in an argv, a log or the command text."""
-    files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
+    appears in an argv, a log or the command text.
+
+    `system=False` leaves out what only check/provision need (root, files' checksums, server, Python):
+    every process counts on a slow board, and deploy needs just identity, runtime and models."""
     read_pw = 'IFS= read -r RKD_PW || RKD_PW=""' if sudo_password_on_stdin else 'RKD_PW=""'
     models = _models_section(model_dir) if model_dir else ""
+    body = _system_section(python, extra_paths) if system else _runtime_versions_section()
     return f"""LC_ALL=C; export LC_ALL
 {read_pw}
 p() {{ printf '%s=%s\\n' "$1" "$2"; }}
-uid=$(id -u)
-asroot() {{
-  if [ "$uid" = 0 ]; then "$@"
-  elif [ -n "$RKD_PW" ]; then printf '%s\\n' "$RKD_PW" | sudo -S -p '' "$@"
-  else sudo -n "$@"; fi
-}}
 p uname "$(uname -m -r -n)"
-p id "$(id)"
-if [ -r /etc/os-release ]; then p os "$(. /etc/os-release; echo "$PRETTY_NAME")"; fi
 for d in /proc/device-tree /sys/firmware/devicetree/base; do
   if [ -r "$d/compatible" ]; then
     p compatible "$(tr '\\000' ' ' < "$d/compatible")"
@@ -51,6 +46,32 @@ for d in /proc/device-tree /sys/firmware/devicetree/base; do
     break
   fi
 done
+{body}{models}p end ok
+"""
+
+
+_VERSION_GREP = ("grep -a -o -m 1 -E 'librknnm?rt version: [0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|rknn_server version: "
+                 "[0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|[0-9]+\\.[0-9]+\\.[0-9]+[0-9a-z.]* \\([0-9a-f]+ build[:@] ?[^)]*\\)'")
+
+
+def _runtime_versions_section() -> str:
+    paths = " ".join(shlex.quote(p) for p in RUNTIME_PATHS)
+    return f"""for f in {paths}; do
+  [ -e "$f" ] && p runtime_version "$f|$({_VERSION_GREP} "$f" 2>/dev/null | head -n 1)"
+done
+"""
+
+
+def _system_section(python: str, extra_paths: tuple[str, ...]) -> str:
+    files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
+    return f"""uid=$(id -u)
+asroot() {{
+  if [ "$uid" = 0 ]; then "$@"
+  elif [ -n "$RKD_PW" ]; then printf '%s\\n' "$RKD_PW" | sudo -S -p '' "$@"
+  else sudo -n "$@"; fi
+}}
+p id "$(id)"
+if [ -r /etc/os-release ]; then p os "$(. /etc/os-release; echo "$PRETTY_NAME")"; fi
 # Everything that needs root in one privileged call (sudo costs a process tree each time).
 drv=$(asroot sh -c 'for f in {" ".join(DRIVER_FILES)}; do [ -r "$f" ] && cat "$f" && exit 0; done
   dmesg 2>/dev/null | grep -o "Initialized rknpu [0-9.]*" | tail -n 1' 2>/dev/null </dev/null)
@@ -63,7 +84,7 @@ done
 for f in {files}; do
   [ -e "$f" ] || continue
   magic=$(head -c 4 "$f" | od -An -tx1 | tr -d ' \\n')
-  ver=$(grep -a -o -m 1 -E 'librknnm?rt version: [0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|rknn_server version: [0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|[0-9]+\\.[0-9]+\\.[0-9]+[0-9a-z.]* \\([0-9a-f]+ build[:@] ?[^)]*\\)' "$f" 2>/dev/null | head -n 1)
+  ver=$({_VERSION_GREP} "$f" 2>/dev/null | head -n 1)
   p file "$f|$(stat -c %s "$f")|$(sha256sum < "$f" | cut -d ' ' -f 1)|$magic|$ver"
 done
 spid=$(pgrep -x rknn_server | head -n 1)
@@ -98,7 +119,6 @@ command -v gcc >/dev/null 2>&1 && p gcc yes
 df -Pk {" ".join(DF_PATHS)} 2>/dev/null | while read -r fs blocks used avail cap mnt; do
   [ "$fs" = Filesystem ] || p df "$mnt|$avail"
 done
-{models}p end ok
 """
 
 
@@ -149,6 +169,11 @@ def parse_probe(output: str) -> BoardFacts:
             facts.npu_nodes.append(NpuNode(path=path, group=group, mode=mode))
         elif key == "file":
             _add_file(facts, value)
+        elif key == "runtime_version":           # the light probe: path and version only
+            path, _, ver = value.partition("|")
+            item = InstalledFile(path=path, version=parse_runtime(ver) if ver else None)
+            facts.runtimes.append(item)
+            facts.runtime = facts.runtime or item
         elif key == "server_pid":
             facts.server_pid = int(value) if value.isdigit() else None
             facts.server_running = facts.server_pid is not None

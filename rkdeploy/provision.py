@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from .bundle import Bundle, BundleFile
-from .check import gather_facts
+from .gather import gather_facts
 from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
 from .lock import BoardLock

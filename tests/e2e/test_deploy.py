@@ -69,6 +69,7 @@ def test_redeploying_sends_nothing_a_new_version_keeps_the_old_and_rollback_rest
     assert first.returncode == 0
     again, doc = deploy(lab, TK231, "--host", b.name, "--name", "versions")
     assert again.returncode == 0 and doc["boards"][0]["status"] == "ok" and doc["boards"][0]["bytes_sent"] == 0
+    assert doc["boards"][0]["remote_commands"] == 1          # the light probe only, no lock
     newer, doc = deploy(lab, TK134, "--host", b.name, "--name", "versions")
     assert doc["boards"][0]["status"] == "changed" and current_sha(lab, b, "versions") == sha(TK134)
     listing = json.loads(rkdeploy("models.list", "--host", b.name, "--json", "--inventory", str(lab.inventory)).stdout)

@@ -1,0 +1,104 @@
+"""Model rollout on 8 emulated lab boards, links limited to 100 Mbit/s, side by side in one run (root, on demand):
+
+    bash benchmarks/setup.sh && .venv/bin/python -m benchmarks.deploy --boards 8 --rounds 3
+
+(a) floor: `scp` of the same file to every board at once (curve25519, as paramiko negotiates);
+(b) `rkdeploy deploy` (validation probe, lock, upload, verify, switch); then, for an unchanged model,
+(c) one `ssh host true` per board at once against (d) `rkdeploy deploy` again (nothing to send).
+The ~13 MB model is a real fixture model (pphuman, toolkit 2.3.1) with its FlatBuffer section grown by
+zeros: a benchmark payload, not a model to run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import struct
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.lab import faults
+from tests.lab.fleet import Lab
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "tests/fixtures/models/pphuman_rk3588_tk231.rknn"
+SSH_OPTS = ["-o", "KexAlgorithms=curve25519-sha256", "-o", "BatchMode=yes", "-o", "ControlMaster=no"]
+
+
+def grown_model(dest: Path, size_mb: int, salt: int) -> Path:
+    data = SOURCE.read_bytes()
+    flat = struct.unpack_from("<Q", data, 16)[0]
+    extra = size_mb * 1024 * 1024 - len(data)
+    body = data[64:64 + flat] + salt.to_bytes(8, "little") + b"\0" * (extra - 8)
+    out = data[:16] + struct.pack("<Q", len(body)) + data[24:64] + body + data[64 + flat:]
+    dest.write_bytes(out)
+    return dest
+
+
+def timed(fn) -> float:
+    t0 = time.monotonic()
+    fn()
+    return time.monotonic() - t0
+
+
+def fan_out(lab: Lab, argv_for) -> None:
+    with ThreadPoolExecutor(len(lab.boards())) as pool:
+        outs = list(pool.map(lambda b: subprocess.run(argv_for(b), capture_output=True), lab.boards()))
+    bad = [o.stderr.decode()[-300:] for o in outs if o.returncode]
+    assert not bad, bad
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--boards", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--size-mb", type=int, default=13)
+    ap.add_argument("--rate", default="100mbit")
+    args = ap.parse_args()
+    lab = Lab("bdep")
+    lab.down()
+    lab.up(profiles=["rk3588-mismatch"] * args.boards)
+    key = ["-i", str(lab.key), "-o", f"UserKnownHostsFile={lab.known_hosts}"]
+    rkdeploy = [str(ROOT / ".venv/bin/rkdeploy")]
+    work = lab.dir / "bench"
+    work.mkdir(exist_ok=True)
+    for b in lab.boards():
+        faults.limit_bandwidth(b, args.rate)
+    samples: dict[str, list[float]] = {"scp floor": [], "rkdeploy deploy": [], "ssh true floor": [],
+                                       "rkdeploy re-deploy": []}
+    try:
+        for r in range(args.rounds):
+            model = grown_model(work / f"bench-{r}.rknn", args.size_mb, r)
+            samples["scp floor"].append(timed(lambda: fan_out(
+                lab, lambda b: ["scp", "-q", *key, *SSH_OPTS, str(model), f"rock@{b.ip}:/tmp/scp-{r}.rknn"])))
+            deploy = [*rkdeploy, "deploy", str(model), "--all", "--name", "bench", "--json",
+                      "--inventory", str(lab.inventory)]
+            t0 = time.monotonic()
+            out = subprocess.run(deploy, capture_output=True, text=True)
+            samples["rkdeploy deploy"].append(time.monotonic() - t0)
+            assert {b["status"] for b in json.loads(out.stdout)["boards"]} == {"changed"}, out.stdout[-500:]
+            samples["ssh true floor"].append(timed(lambda: fan_out(lab, lambda b: ["ssh", *key, *SSH_OPTS, f"rock@{b.ip}", "true"])))
+            t0 = time.monotonic()
+            out = subprocess.run(deploy, capture_output=True, text=True)
+            samples["rkdeploy re-deploy"].append(time.monotonic() - t0)
+            doc = json.loads(out.stdout)
+            assert {b["bytes_sent"] for b in doc["boards"]} == {0}
+    finally:
+        lab.down()
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "boards": args.boards, "rounds": args.rounds, "model_mb": args.size_mb, "link": args.rate,
+              "median_s": {k: round(v, 3) for k, v in med.items()},
+              "deploy_vs_scp": round(med["rkdeploy deploy"] / med["scp floor"], 2),
+              "redeploy_vs_ssh_round_trip": round(med["rkdeploy re-deploy"] / med["ssh true floor"], 2)}
+    print(json.dumps(report, indent=1))
+    (ROOT / "benchmarks/results").mkdir(exist_ok=True)
+    (ROOT / f"benchmarks/results/deploy-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

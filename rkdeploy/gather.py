@@ -1,0 +1,16 @@
+"""Facts from a board: the probe script run once over the board's session, parsed."""
+from __future__ import annotations
+
+from .facts import BoardFacts
+from .fleet import BoardSession
+from .probe import parse_probe, probe_script
+
+
+def gather_facts(session: BoardSession, extra_paths: tuple[str, ...] = (), model_dir: str | None = None,
+                 system: bool = True) -> BoardFacts:
+    """One remote command: the probe script, with the sudo password (if any) on its stdin."""
+    password = session.settings.sudo_password
+    script = probe_script(session.board.python, sudo_password_on_stdin=password is not None, extra_paths=extra_paths,
+                          model_dir=model_dir, system=system)
+    result = session.run(script, stdin=(password + "\n") if password is not None else None)
+    return parse_probe(result.stdout)
