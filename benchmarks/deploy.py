@@ -1,4 +1,4 @@
-"""Model rollout on 8 emulated lab boards, links limited to 100 Mbit/s, side by side in one run (root, on demand):
+"""Model rollout on 8 lab boards (native x86 sshd by default, --emulated for qemu aarch64), links limited to 100 Mbit/s, side by side in one run (root, on demand):
 
     bash benchmarks/setup.sh && .venv/bin/python -m benchmarks.deploy --boards 8 --rounds 3
 
@@ -58,10 +58,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--size-mb", type=int, default=13)
     ap.add_argument("--rate", default="100mbit")
+    ap.add_argument("--emulated", action="store_true", help="qemu aarch64 boards instead of native x86 sshd ones")
     args = ap.parse_args()
     lab = Lab("bdep")
     lab.down()
-    lab.up(profiles=["rk3588-mismatch"] * args.boards)
+    lab.up(profiles=["rk3588-mismatch"] * args.boards, native=not args.emulated)
     key = ["-i", str(lab.key), "-o", f"UserKnownHostsFile={lab.known_hosts}"]
     rkdeploy = [str(ROOT / ".venv/bin/rkdeploy")]
     work = lab.dir / "bench"
@@ -75,7 +76,7 @@ def main() -> None:
             model = grown_model(work / f"bench-{r}.rknn", args.size_mb, r)
             samples["scp floor"].append(timed(lambda: fan_out(
                 lab, lambda b: ["scp", "-q", *key, *SSH_OPTS, str(model), f"rock@{b.ip}:/tmp/scp-{r}.rknn"])))
-            deploy = [*rkdeploy, "deploy", str(model), "--all", "--name", "bench", "--json",
+            deploy = [*rkdeploy, "deploy", str(model), "--all", "--name", "bench", "--json", "--model-dir", "/home/rock/models",
                       "--inventory", str(lab.inventory)]
             t0 = time.monotonic()
             out = subprocess.run(deploy, capture_output=True, text=True)
@@ -91,7 +92,8 @@ def main() -> None:
         lab.down()
     med = {k: statistics.median(v) for k, v in samples.items()}
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "boards": args.boards, "rounds": args.rounds, "model_mb": args.size_mb, "link": args.rate,
+              "boards": args.boards, "board_kind": "emulated aarch64" if args.emulated else "native x86 sshd",
+              "rounds": args.rounds, "model_mb": args.size_mb, "link": args.rate,
               "median_s": {k: round(v, 3) for k, v in med.items()},
               "deploy_vs_scp": round(med["rkdeploy deploy"] / med["scp floor"], 2),
               "redeploy_vs_ssh_round_trip": round(med["rkdeploy re-deploy"] / med["ssh true floor"], 2)}

@@ -145,8 +145,10 @@ def activate_script(model_dir: str, name: str, sha12: str, prune: list[str], *, 
 
 def prepare_script(model_dir: str, name: str) -> str:
     md = shlex.quote(model_dir)
-    return (f'if [ ! -w {md} ]; then sudo -n install -d -o "$(id -un)" -g "$(id -gn)" -m 0755 {md} || '
-            f'{{ echo "cannot create {model_dir}: it needs root and sudo asks for a password" >&2; exit 5; }}; fi\n'
+    why = ('$(command -v sudo > /dev/null && echo "sudo asks for a password" || echo "sudo is not installed"); '
+           'pass --model-dir to a directory the login user can write')
+    return (f'if [ ! -w {md} ]; then mkdir -p {md} 2>/dev/null || sudo -n install -d -o "$(id -un)" -g "$(id -gn)" '
+            f'-m 0755 {md} 2>/dev/null || {{ echo "cannot create {model_dir}: it needs root and {why}" >&2; exit 5; }}; fi\n'
             f"mkdir -p {shlex.quote(f'{model_dir}/{name}/versions')}\n")
 
 

@@ -180,7 +180,7 @@ class Lab:
         hostkey = board.path / "ssh_host_ed25519_key"
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", board.name, "-f", str(hostkey)])
         if board.native:
-            _prepare_native(board, self.key.with_suffix(".pub"))
+            _prepare_native(board, profile, self.key.with_suffix(".pub"))
         else:
             _prepare_emulated(board, profile, lower, self.key.with_suffix(".pub"))
 
@@ -356,7 +356,17 @@ exec chroot $M /bin/sh /etc/rkdeploy-lab/boot.sh
 """)
 
 
-def _prepare_native(board: Board, client_pub: Path) -> None:
+def _prepare_native(board: Board, profile: dict, client_pub: Path) -> None:
+    # The profile's identity and runtime, where a probe looks: /sys/firmware/devicetree/base and
+    # /usr/local/lib (bind-mounted in the board's own mount namespace; the host's stay untouched).
+    dt = board.path / "firmware/devicetree/base"
+    dt.mkdir(parents=True)
+    (dt / "compatible").write_bytes(b"".join(c.encode() + b"\0" for c in profile.get("compatible", [])))
+    (dt / "model").write_bytes(profile.get("model", "").encode() + b"\0")
+    (board.path / "local-lib").mkdir()
+    if profile["installed"].get("runtime"):
+        shutil.copy(sdk.runtime_file(sdk.cached_tree(str(profile["installed"]["runtime"]))),
+                    board.path / "local-lib/librknnrt.so")
     home = board.path / "home/rock"
     home.mkdir(parents=True)
     shutil.copy(client_pub, board.path / "authorized_keys")
@@ -378,6 +388,7 @@ UsePAM no
 UseDNS no
 MaxStartups 100:30:200
 PidFile none
+Subsystem sftp /usr/lib/openssh/sftp-server
 """)
     (board.path / "init.sh").write_text(f"""#!/bin/sh
 set -e
@@ -391,6 +402,9 @@ mount -t proc proc /proc
 mount -t tmpfs -o mode=755 run /run
 mkdir -p /run/sshd /home
 mount --bind $B/home /home
+mount --bind $B/firmware /sys/firmware
+mount --bind $B/local-lib /usr/local/lib
+mkdir -p /run/lock && chmod 1777 /run/lock
 exec /usr/sbin/sshd -D -e -f $B/sshd_config
 """)
 
