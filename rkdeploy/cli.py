@@ -291,12 +291,13 @@ def bundle_verify(c, bundle=None):
 
 
 PROVISION_HELP = {**SELECT_HELP, "bundle": "the SDK bundle to install (default: rkdeploy.bundle)",
-                  "check": "print the plan and change nothing", "lock-wait": DEPLOY_HELP["lock-wait"]}
+                  "check": "print the plan and change nothing", "lock-wait": DEPLOY_HELP["lock-wait"],
+                  "persist": "install a systemd unit for rknn_server so that it survives reboots"}
 
 
 @task(help=PROVISION_HELP)
 def provision(c, host=None, group=None, all=False, inventory=None, bundle=None, check=False, lock_wait=60,
-              json=False, parallel=None, fail_percent=None, accept_new_host_keys=False,
+              persist=False, json=False, parallel=None, fail_percent=None, accept_new_host_keys=False,
               prompt_for_sudo_password=False):
     """Install librknnrt, rknn_server, scripts, headers and lite2 (offline) from an SDK bundle, restart the server.
 
@@ -306,7 +307,7 @@ def provision(c, host=None, group=None, all=False, inventory=None, bundle=None, 
     sdk = _bundle(c, bundle)
     inv, boards = _selection(c, inventory, host, group, all)
     settings = _settings(c, inv, accept_new_host_keys, prompt_for_sudo_password)
-    run = _run(c, inv, boards, provision_job(sdk, check_only=check, lock_wait=float(lock_wait)), settings,
+    run = _run(c, inv, boards, provision_job(sdk, check_only=check, lock_wait=float(lock_wait), persist=persist), settings,
                "provision", parallel, fail_percent)
     _report_provision(run, sdk.version, check, json)
 

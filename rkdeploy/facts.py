@@ -45,6 +45,7 @@ class BoardFacts:
     server_pid: int | None = None
     server_manager: str = ""             # "systemd", "start_rknn.sh" or "" (not managed)
     server_unit: bool = False            # a rknn_server.service unit exists
+    systemd: bool = False                # systemd is the board's init
     files: dict[str, str] = field(default_factory=dict)   # path -> sha256 of other managed files
     lite2: ComponentVersion | None = None
     python: str = ""

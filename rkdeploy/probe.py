@@ -94,6 +94,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] && systemc
   [ "$(systemctl is-active rknn_server.service 2>/dev/null)" = active ] && p server_manager systemd
 fi
 pgrep -x start_rknn.sh >/dev/null 2>&1 && p server_manager start_rknn.sh
+[ -d /run/systemd/system ] && p systemd yes
 py=$(command -v {shlex.quote(python)} 2>/dev/null)
 lite2=""; pip=""
 if [ -n "$py" ]; then
@@ -181,6 +182,8 @@ def parse_probe(output: str) -> BoardFacts:
             facts.server_manager = facts.server_manager or value
         elif key == "server_unit":
             facts.server_unit = value == "yes"
+        elif key == "systemd":
+            facts.systemd = value == "yes"
         elif key == "lite2":
             facts.lite2 = parse_lite2(value) if value else None
         elif key in ("python_h", "gcc"):

@@ -63,7 +63,21 @@ class ProvisionPlan:
                 "steps": [s.to_dict() for s in self.steps], "notes": self.notes, "bytes": self.bytes}
 
 
-def plan_provision(name: str, facts: BoardFacts, bundle: Bundle) -> ProvisionPlan:
+UNIT = """[Unit]
+Description=Rockchip rknn_server (installed by rkdeploy)
+After=network.target
+
+[Service]
+ExecStart=/usr/bin/rknn_server
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def plan_provision(name: str, facts: BoardFacts, bundle: Bundle, persist: bool = False) -> ProvisionPlan:
     plan = ProvisionPlan(board=name, bundle=bundle.version)
     arch = SUPPORTED_ARCHES.get(facts.arch)
     if arch is None:
@@ -88,6 +102,12 @@ def plan_provision(name: str, facts: BoardFacts, bundle: Bundle) -> ProvisionPla
         manager = "systemd"
     else:
         manager = "start_rknn.sh"
+    if persist and not facts.server_unit:
+        if facts.systemd:
+            plan.steps.append(Step("persist", "install rknn_server.service (systemd: survives reboots)"))
+            manager, changed_binary = "systemd", True
+        else:
+            plan.notes.append("--persist: this board does not run systemd; start_rknn.sh keeps managing rknn_server")
     if changed_binary or not facts.server_running:
         plan.steps.append(Step("server", f"{'restart' if facts.server_running else 'start'} rknn_server ({manager})"))
     return plan
@@ -195,6 +215,16 @@ mv -f "$b/manifest" "$b/manifest.rolled-back"
 """
 
 
+def persist_script() -> str:
+    """As root: a systemd unit for rknn_server, taking over from a start_rknn.sh loop."""
+    return ("set -e\n"
+            f"printf '%s' {shlex.quote(UNIT)} > /etc/systemd/system/.rknn_server.service.tmp\n"
+            "mv -f /etc/systemd/system/.rknn_server.service.tmp /etc/systemd/system/rknn_server.service\n"
+            "systemctl daemon-reload\n"
+            "killall start_rknn.sh > /dev/null 2>&1 || true\n"
+            "systemctl enable rknn_server.service\n")
+
+
 def server_script(manager: str) -> str:
     """Restart rknn_server the board's way, detached from this SSH session."""
     if manager == "systemd":
@@ -219,6 +249,11 @@ def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts
     wheel_steps = [s for s in plan.steps if s.kind in ("pip", "lite2")]
     if wheel_steps:
         _install_wheels(session, wheel_steps, bundle, facts)
+    for step in plan.steps:
+        if step.kind == "persist":
+            result = _root_run(session, persist_script())
+            if result.return_code != 0:
+                raise ProvisionError(f"installing rknn_server.service failed: {result.stderr.strip()}")
     for step in plan.steps:
         if step.kind == "server":
             manager = "systemd" if "systemd" in step.what else "start_rknn.sh"
@@ -255,20 +290,20 @@ def _install_wheels(session: BoardSession, steps: list[Step], bundle: Bundle, fa
         session.run(f"rm -rf {remote}")
 
 
-def provision_job(bundle: Bundle, *, check_only: bool, lock_wait: float):
+def provision_job(bundle: Bundle, *, check_only: bool, lock_wait: float, persist: bool = False):
     target = Target(sdk=Version(bundle.version))
 
     def job(session: BoardSession) -> BoardResult:
         name = session.board.name
         facts = gather_facts(session)
-        plan = plan_provision(name, facts, bundle)
+        plan = plan_provision(name, facts, bundle, persist)
         if plan.refused:
             return BoardResult(name, FAILED, data=plan, error=f"refused: {plan.refused}")
         if check_only or not plan.steps:
             return BoardResult(name, OK if not plan.steps else CHANGED, data=plan)
         with BoardLock(session, lock_wait):
             facts = gather_facts(session)          # what another run may have changed while we waited
-            plan = plan_provision(name, facts, bundle)
+            plan = plan_provision(name, facts, bundle, persist)
             if not plan.steps:
                 return BoardResult(name, OK, data=plan)
             apply_plan(session, plan, bundle, facts)

@@ -105,3 +105,14 @@ def test_forcing_a_refused_deploy_is_recorded_as_forced():
     model = read_model(MODELS / "pphuman_rk3588_tk231.rknn")
     plan = plan_deploy(model, "det", facts("rk3588-field-1.5.0.txt"), "b", keep=3, force=True)
     assert plan.action == "upload" and plan.forced and plan.problems
+
+
+def test_persist_installs_a_unit_where_systemd_runs_and_says_why_not_elsewhere():
+    board = facts()
+    board.systemd = True
+    plan = plan_provision("b", board, bundle(), persist=True)
+    assert any(s.kind == "persist" for s in plan.steps) and "systemd" in plan.steps[-1].what
+    board.systemd = False
+    plan = plan_provision("b", board, bundle(), persist=True)
+    assert not any(s.kind == "persist" for s in plan.steps)
+    assert any("does not run systemd" in n for n in plan.notes)
