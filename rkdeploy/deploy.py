@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import re
 import secrets
 import shlex
@@ -111,8 +112,6 @@ def plan_deploy(model: RknnModel, name: str, facts: BoardFacts, board: str, keep
 
 
 def _metadata(model: RknnModel, name: str) -> str:
-    import json
-
     return json.dumps({
         "name": name, "sha256": model.sha256, "size": model.size, "toolkit": model.toolkit_version,
         "platforms": list(model.target_platforms), "format": model.format_version,

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,7 +171,6 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: str,
 def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path) -> PerfRun:
     name = model.path.rsplit("/", 1)[-1]
     target = board.soc or (model.target_platforms[0] if model.target_platforms else None)
-    started = time.monotonic()
     out = run_worker(python, {"model": model.path, "target": target, "device_id": board.adb,
                               "perf_debug": perf_debug, "fix_freq": fix_freq}, timeout)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +185,4 @@ def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir
     run.diagnoses = diagnose((out.get("log") or "") + "\n" + (out.get("error") or ""))
     if run.ok and run.perf is None:
         run.ok, run.error = False, "eval_perf returned nothing that could be read"
-    run.error = run.error or ""
-    _ = time.monotonic() - started
     return run

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   debootstrap                            # the boards' Debian arm64 root filesystem
   gcc gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf   # stand-in librknnrt.so / rknn_server
   iproute2 iptables psmisc procps util-linux zstd     # namespaces, faults, teardown
+  openssl bsdutils                        # lab password hashes; `script` for terminal tests
   python3-venv
 )
 if [ "$(id -u)" = 0 ]; then

@@ -111,3 +111,33 @@ def test_the_pc_toolkit_version_is_read_from_its_own_python_and_judged_against_e
     assert toolkit and "2.3.2" in toolkit[0]["message"] and "1.5.0" in toolkit[0]["message"]
     box3 = next(b for b in doc["boards"] if b["board"] == "box3")
     assert any(f["component"] == "toolkit" and "1.6.0" in f["message"] for f in box3["findings"])
+
+
+def test_a_sudo_password_is_asked_once_used_for_root_facts_and_never_shown(tmp_path):
+    from tests.e2e.conftest import RKDEPLOY, lab_available
+    from tests.lab.fleet import Lab
+
+    if lab_available():
+        pytest.skip(lab_available())
+    import os
+
+    lab = Lab(f"p{os.getpid() % 100000}")
+    lab.down()
+    try:
+        lab.up(profiles=["rk3588-sudo-password"])
+        plain = rkdeploy("check", "--all", "--json", "--inventory", str(lab.inventory))
+        facts = json.loads(plain.stdout)["boards"][0]["facts"]
+        assert facts["sudo"] == "no" and facts["npu_driver"] is None
+        assert any("--prompt-for-sudo-password" in f["fix"] for f in json.loads(plain.stdout)["boards"][0]["findings"])
+        # A real terminal (script(1)); the password is typed once the prompt is up, as a person would.
+        command = f"{RKDEPLOY} check --all --json --prompt-for-sudo-password --inventory {lab.inventory}"
+        typed = subprocess.run(f"(sleep 4; printf 'rocklab\\n') | script -qec '{command}' /dev/null",
+                               shell=True, capture_output=True, text=True, timeout=300)
+        transcript = typed.stdout.replace("\r", "")
+        assert "sudo password for the boards:" in transcript
+        doc = json.loads(transcript[transcript.index("{"):transcript.rindex("}") + 1])
+        facts = doc["boards"][0]["facts"]
+        assert facts["sudo"] == "ok" and facts["npu_driver"]["release"] == "0.9.7"
+        assert "rocklab" not in transcript and "rocklab" not in typed.stderr
+    finally:
+        lab.down()

@@ -300,6 +300,8 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
     (seed / "etc/hostname").write_text(board.name + "\n")
     (seed / "etc/hosts").write_text(f"127.0.0.1 localhost\n{board.ip} {board.name}\n")
     _install_profile_sdk(seed, profile)
+    if profile.get("sudo_password"):
+        _require_sudo_password(seed, lower, str(profile["sudo_password"]))
     lab_etc = seed / "etc/rkdeploy-lab"
     lab_etc.mkdir(parents=True)
     (lab_etc / "profile").write_text(profile["name"] + "\n")
@@ -407,6 +409,20 @@ mount --bind $B/local-lib /usr/local/lib
 mkdir -p /run/lock && chmod 1777 /run/lock
 exec /usr/sbin/sshd -D -e -f $B/sshd_config
 """)
+
+
+def _require_sudo_password(seed: Path, lower: Path, password: str) -> None:
+    """sudo asks for rock's password on this board (the rootfs default is passwordless)."""
+    hashed = run(["openssl", "passwd", "-6", "-stdin"], input=password.encode()).stdout.decode().strip()
+    lines = [f"rock:{hashed}:" + line.split(":", 2)[2] if line.startswith("rock:") else line
+             for line in (lower / "etc/shadow").read_text().splitlines()]
+    (seed / "etc").mkdir(parents=True, exist_ok=True)
+    (seed / "etc/shadow").write_text("\n".join(lines) + "\n")
+    (seed / "etc/shadow").chmod(0o640)
+    os.chown(seed / "etc/shadow", 0, _group_id(lower, "shadow"))
+    (seed / "etc/sudoers.d").mkdir(parents=True, exist_ok=True)
+    (seed / "etc/sudoers.d/rock").write_text("rock ALL=(ALL) ALL\n")
+    (seed / "etc/sudoers.d/rock").chmod(0o440)
 
 
 def _install_profile_sdk(seed: Path, profile: dict) -> None:
