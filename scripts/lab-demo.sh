@@ -1,10 +1,31 @@
 #!/usr/bin/env bash
-# Set up, bring up the built-in lab fleet (four emulated boards) and run the main job on it.
+# Set up, bring up the built-in lab fleet (four emulated aarch64 boards) and run the main job on it:
+# check the fleet, make an SDK bundle, provision every board, check again, roll out a model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/inv lab.status | grep -q running || .venv/bin/inv lab.up
+inv=.venv/bin/inv
+$inv lab.status | grep -q running || $inv lab.up
 inventory=/var/lib/rkdeploy-lab/demo/inventory.yaml
+
+echo; echo "== 1. the fleet as found (exit code 2 = version mismatches)"
+$inv check --all --inventory "$inventory" || true
+
+echo; echo "== 2. an SDK bundle from the lab's SDK 2.3.2 tree (stand-in runtime/server, real lite2 wheels)"
+sdk=$(.venv/bin/python -c 'from tests.lab.sdk import cached_tree; print(cached_tree("2.3.2"))')
+$inv bundle.import "$sdk" --python 3.11
+
+echo; echo "== 3. provision every board (a second run would change and send nothing)"
+$inv provision --all --bundle 2.3.2 --inventory "$inventory" || true
+
+echo; echo "== 4. the fleet now"
 set +e
-.venv/bin/inv check --all --inventory "$inventory"
-echo "check exit code: $? (0 all match; bit 2 mismatch, 4 unreachable, 8 failed). Stop the lab with: .venv/bin/inv lab.down"
+$inv check --all --bundle 2.3.2 --inventory "$inventory"
+code=$?
+
+echo; echo "== 5. roll out a model built for rk3588 (refused on the rk3568 board, with the reason)"
+$inv deploy tests/fixtures/models/pphuman_rk3588_tk231.rknn --all --name detector --inventory "$inventory"
+$inv models.list --all --inventory "$inventory"
+echo
+echo "check exit code: $code (0 all match; bit 2 mismatch, 4 unreachable, 8 failed). Stop the lab: $inv lab.down"
+exit $code

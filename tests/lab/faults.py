@@ -50,7 +50,8 @@ def clear_bandwidth(board: Board) -> None:
 
 def stop_sshd(lab: Lab, board: Board) -> None:
     """sshd (the listener) stops; sessions already open and the rest of the board keep running."""
-    lab.board_exec(board, f"kill $(cat {board.merged}/run/lab-sshd.pid)")
+    lab.board_exec(board, f"pid=$(cat {board.merged}/run/lab-sshd.pid); kill $pid; "
+                          "for i in $(seq 50); do kill -0 $pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1")
 
 
 def start_sshd(lab: Lab, board: Board) -> None:
