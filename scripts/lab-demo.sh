@@ -7,6 +7,9 @@ bash scripts/setup.sh
 inv=.venv/bin/inv
 $inv lab.status | grep -q running || $inv lab.up
 inventory=/var/lib/rkdeploy-lab/demo/inventory.yaml
+# The lab's bundle describes stand-ins: keep it out of the project's bundles/ (invoke reads this variable
+# as rkdeploy.bundles_dir).
+export INVOKE_RKDEPLOY_BUNDLES_DIR=/var/lib/rkdeploy-lab/demo/bundles
 
 echo; echo "== 1. the fleet as found (exit code 2 = version mismatches)"
 $inv check --all --inventory "$inventory" || true
