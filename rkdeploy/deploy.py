@@ -79,7 +79,7 @@ def validate(model: RknnModel, facts: BoardFacts) -> list[str]:
     elif model_tk and model_tk.release[:3] > runtime.version.release[:3]:
         said = ("'Invalid RKNN model version 6'" if runtime.version <= release_of("1.5.0")
                 and model.format_version >= 6 else
-                f"'RKNN model version is …, but current librknnrt.so is support model version <= …'")
+                "'RKNN model version is …, but current librknnrt.so is support model version <= …'")
         problems.append(f"the model was built by rknn-toolkit2 {model_tk}, newer than the board's librknnrt "
                         f"{runtime}: loading fails with {said}. Upgrade the board (inv provision --bundle "
                         f"{model_tk}) or rebuild the model with rknn-toolkit2=={runtime}")

@@ -4,7 +4,6 @@ import textwrap
 import pytest
 
 from rkdeploy.inventory import InventoryError, load
-from tests.conftest import FIXTURES  # noqa: F401
 
 ROOT_EXAMPLE = __import__("pathlib").Path(__file__).parents[2] / "inventory/example.yaml"
 

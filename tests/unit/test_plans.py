@@ -1,5 +1,4 @@
 """Provision and deploy plans from facts and a bundle or model: what would change, without SSH."""
-from packaging.version import Version  # noqa: F401
 
 from rkdeploy.bundle import Bundle, BundleFile
 from rkdeploy.deploy import plan_deploy, validate

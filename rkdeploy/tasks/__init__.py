@@ -1,0 +1,1 @@
+"""The Invoke tasks, one module per area; `rkdeploy.cli` puts them together."""

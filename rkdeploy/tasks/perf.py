@@ -1,0 +1,114 @@
+"""`inv perf`, `inv perf.parse` and `inv perf.setup`."""
+from __future__ import annotations
+
+import json as jsonlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from invoke import Exit, task
+
+from ..diagnose import diagnose
+from ..fleet import exit_code as fleet_exit_code
+from ..perf import PerfError, PerfRun, perf_job, toolkit_adb
+from ..perf_parse import parse_memory, parse_perf
+from ..perf_report import regressions, render_perf, rows, to_csv
+from ..settings import state_dir
+from ..toolkit import ToolkitError, read_toolkit
+from . import common
+from .common import SELECT_HELP
+
+
+PERF_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "accept-new-host-keys"),
+             "model": "one or more .rknn files, comma-separated",
+             "force": "run even where the toolkit and the board's server/runtime versions differ",
+             "fix-freq": "let eval_perf fix the board's clocks (default on; rkdeploy restores the governors after)",
+             "perf-debug": "per-layer table and operator ranking (slower, 'may be worse than actual')",
+             "csv": "print CSV on stdout",
+             "baseline": "an earlier `inv perf --json` output: mark runs slower by more than --threshold",
+             "threshold": "regression threshold in percent (default 10)",
+             "timeout": "seconds one toolkit run may take (default 300)"}
+
+
+@task(name="run", default=True, help=PERF_HELP)
+def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=False, fix_freq=True,
+             perf_debug=False, json=False, csv=False, baseline=None, threshold=10, timeout=300,
+             accept_new_host_keys=False):
+    """eval_perf / eval_memory of each model on each selected board, driven from the PC, in one table.
+
+    Exit code: 0 all ran; 8 a board failed (preflight or toolkit); 4 unreachable; 16 a regression
+    against --baseline; 1 bad input.
+    """
+
+    models = [common.model_or_fail(m) for m in model.split(",") if m]
+    python = common.toolkit_python_or_fail(c)
+    try:
+        tk = read_toolkit(python)
+        adb = toolkit_adb(python)
+    except (ToolkitError, PerfError) as e:
+        raise common.fail(str(e)) from None
+    inv, boards = common.selection(c, inventory, host, group, all)
+
+    raw_dir = state_dir(c.config) / "perf" / time.strftime("%Y%m%d-%H%M%S")
+    job = perf_job(models, python=python, toolkit_release=tk.release, adb=adb, force=force, fix_freq=fix_freq,
+                   perf_debug=perf_debug, timeout=float(timeout), raw_dir=raw_dir)
+    run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "perf", None)
+    runs = [p for r in run.results for p in (r.data or [])]
+    table = rows(runs)
+    unreachable = [r for r in run.results if r.status == "unreachable"]
+    for r in unreachable:
+        table.append({"board": r.board, "model": "—", "ok": False, "time_ms": None, "fps": None,
+                      "memory_total_mib": None, "weight_mib": None, "top_operators": "", "error": r.error,
+                      "diagnosis": None})
+    regressed = regressions(table, Path(baseline), float(threshold)) if baseline else {}
+    if json:
+        print(jsonlib.dumps({"toolkit": tk.version, "raw_dir": str(raw_dir), "results": table,
+                             "runs": [p.to_dict() for p in runs],
+                             "regressions": [{"board": b, "model": m, "why": w} for (b, m), w in regressed.items()]},
+                            indent=2, default=str))
+    elif csv:
+        print(to_csv(table), end="")
+    else:
+        render_perf(common.out(False), table, regressed)
+        print(f"raw outputs: {raw_dir}")
+    code = fleet_exit_code(run) | (16 if regressed else 0)
+    if code:
+        raise Exit(code=code)
+
+
+@task(name="parse", positional=["path"], help={"path": "a saved console log of eval_perf/eval_memory (either generation)",
+                                               "json": SELECT_HELP["json"]})
+def perf_parse_task(c, path, json=False):
+    """Turn a saved eval_perf / eval_memory log into the same report (and name known failures in it)."""
+
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        raise common.fail(f"{path}: {e.strerror}") from None
+    run = PerfRun("(log)", Path(path).name, perf=parse_perf(text), memory=parse_memory(text), diagnoses=diagnose(text))
+    run.ok = bool(run.perf or run.memory)
+    if not run.ok and not run.diagnoses:
+        raise common.fail(f"{path}: no eval_perf or eval_memory output and no known failure in it")
+    if json:
+        print(jsonlib.dumps(run.to_dict(), indent=2, default=str))
+    else:
+        render_perf(common.out(False), rows([run]))
+
+
+@task(name="setup", help={"version": "rknn-toolkit2 release (default 2.3.2)",
+                          "path": "where to create the virtualenv (default ~/.cache/rkdeploy/toolkit-VERSION)"})
+def perf_setup(c, version="2.3.2", path=None):
+    """Create rknn-toolkit2's own virtualenv (it pins old torch/numpy; ~3 GB, several minutes)."""
+
+    venv = Path(path or state_dir(c.config) / f"toolkit-{version}").expanduser()
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", f"rknn-toolkit2=={version}"])
+    if proc.returncode != 0:
+        raise common.fail(f"pip could not install rknn-toolkit2=={version} into {venv}")
+    size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file())
+    print(f"rknn-toolkit2 {version} in {venv} ({size / 2 ** 30:.1f} GiB, {time.monotonic() - started:.0f} s).\n"
+          f"Set in invoke.yaml:  perf:\n  toolkit_python: {venv / 'bin/python'}")
+
+

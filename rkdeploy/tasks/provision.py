@@ -1,0 +1,119 @@
+"""`inv bundle.*`, `inv provision`, `inv rollback` and `inv server.*`."""
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+from pathlib import Path
+
+from invoke import Exit, task
+
+from ..bundle import BundleError, import_sdk, list_versions, load_bundle, verify
+from ..fleet import exit_code as fleet_exit_code
+from ..provision import provision_job, rollback_job as provision_rollback_job, server_job
+from ..provision_report import render_provision
+from . import common
+from .common import OPTION_HELP, SELECT_HELP
+
+
+@task(name="import", positional=["path"], help={
+    "path": "an rknn-toolkit2 checkout or SDK release tree (1.5.x or 2.x layout)",
+    "python": "Python tags the fleet runs, comma-separated (default: cp311; e.g. 3.8,3.10,3.11 or cp310)"})
+def bundle_import(c, path, python="cp311"):
+    """Make bundles/<version>/ from an SDK tree: files pinned by sha256, plus an offline lite2 wheelhouse."""
+    tags = [t if t.startswith("cp") else "cp" + t.replace(".", "") for t in python.split(",") if t]
+    try:
+        bundle = import_sdk(Path(path), common.bundles_dir(c), tags, log=lambda m: print(m, file=sys.stderr))
+    except BundleError as e:
+        raise common.fail(str(e)) from None
+    print(f"bundle {bundle.version} ({bundle.layout} layout): {len(bundle.files)} files, "
+          f"lite2 for {', '.join(bundle.wheels) or 'no Python'} → {bundle.root}")
+
+
+@task(name="list")
+def bundle_list(c):
+    """The SDK bundles available to provision."""
+    for version in list_versions(common.bundles_dir(c)):
+        b = load_bundle(common.bundles_dir(c), version)
+        arches = sorted({f.arch for f in b.files if f.arch != "any"})
+        print(f"{version:10} {b.layout:8} {'/'.join(arches):14} lite2: {', '.join(b.wheels) or '—'}")
+
+
+@task(name="verify", help={"bundle": "the bundle's version (default: all)"})
+def bundle_verify(c, bundle=None):
+    """Check every bundle file against its manifest: a tampered or truncated file is named."""
+    versions = [bundle] if bundle else list_versions(common.bundles_dir(c))
+    bad = 0
+    for version in versions:
+        problems = verify(common.bundle(c, version))
+        for p in problems:
+            print(f"{version}: {p}")
+        bad += len(problems)
+        if not problems:
+            print(f"{version}: ok")
+    if bad:
+        raise Exit(code=8)
+
+
+PROVISION_HELP = {**SELECT_HELP, "bundle": "the SDK bundle to install (default: rkdeploy.bundle)",
+                  "check": "print the plan and change nothing", "lock-wait": OPTION_HELP["lock-wait"],
+                  "persist": "install a systemd unit for rknn_server so that it survives reboots"}
+
+
+@task(help=PROVISION_HELP)
+def provision(c, host=None, group=None, all=False, inventory=None, bundle=None, check=False, lock_wait=60,
+              persist=False, json=False, parallel=None, fail_percent=None, accept_new_host_keys=False,
+              prompt_for_sudo_password=False):
+    """Install librknnrt, rknn_server, scripts, headers and lite2 (offline) from an SDK bundle, restart the server.
+
+    Only what differs (by sha256) is sent; a second run changes nothing. Exit code: 0 done; bit flags
+    4 unreachable, 8 failed/refused; 1 bad input.
+    """
+    sdk = common.bundle(c, bundle)
+    inv, boards = common.selection(c, inventory, host, group, all)
+    settings = common.settings(c, inv, accept_new_host_keys, prompt_for_sudo_password)
+    run = common.run(c, inv, boards, provision_job(sdk, check_only=check, lock_wait=float(lock_wait), persist=persist), settings,
+               "provision", parallel, fail_percent)
+    _report_provision(run, sdk.version, check, json)
+
+
+def _report_provision(run, version, check, json):
+    if json:
+        print(jsonlib.dumps({"bundle": version, "check": check, "boards": [
+            {"board": r.board, "status": r.status, "error": r.error or None, "bytes_sent": r.bytes_sent,
+             "remote_commands": r.commands, "seconds": round(r.seconds, 3),
+             "plan": r.data.to_dict() if hasattr(r.data, "to_dict") else r.data} for r in run.results],
+            "exit_code": fleet_exit_code(run)}, indent=2, default=str))
+    else:
+        render_provision(common.out(False), run, version, check)
+    if fleet_exit_code(run):
+        raise Exit(code=fleet_exit_code(run))
+
+
+SERVER_HELP = common.help_for("host", "group", "all", "inventory", "json", "accept-new-host-keys", "lock-wait")
+
+
+@task(name="rollback", help=SERVER_HELP)
+def provision_rollback(c, host=None, group=None, all=False, inventory=None, lock_wait=60, json=False,
+                       accept_new_host_keys=False):
+    """Put back the runtime/server files the last provision replaced (and remove what it added)."""
+    inv, boards = common.selection(c, inventory, host, group, all)
+    run = common.run(c, inv, boards, provision_rollback_job(lock_wait=float(lock_wait)),
+               common.settings(c, inv, accept_new_host_keys, False), "rollback")
+    _report_provision(run, None, False, json)
+
+
+def server_task(action):
+    def body(c, host=None, group=None, all=False, inventory=None, json=False, lock_wait=60,
+             accept_new_host_keys=False):
+        inv, boards = common.selection(c, inventory, host, group, all)
+        run = common.run(c, inv, boards, server_job(action, lock_wait=float(lock_wait)),
+                   common.settings(c, inv, accept_new_host_keys, False), f"server {action}")
+        _report_provision(run, None, False, json)
+    body.__doc__ = {"start": "Start rknn_server the board's way (systemd unit or start_rknn.sh).",
+                    "stop": "Stop rknn_server (and its start_rknn.sh loop).",
+                    "restart": "Restart rknn_server the board's way.",
+                    "status": "Whether rknn_server runs, its PID, version and how it is managed."}[action]
+    body.__name__ = action
+    return task(body, name=action, help=SERVER_HELP)
+
+

@@ -1,0 +1,46 @@
+"""The command line without boards: every task loads and documents its options; offline tasks work."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from rkdeploy.cli import namespace
+from tests.conftest import FIXTURES
+
+RKDEPLOY = str(Path(sys.executable).parent / "rkdeploy")
+
+
+def cli(*args):
+    return subprocess.run([RKDEPLOY, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_every_task_has_a_docstring_and_help_for_each_of_its_options():
+    for name in namespace.task_names:
+        proc = cli("--help", name)
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert "Docstring:\n  none" not in proc.stdout, name
+        options = [line for line in proc.stdout.splitlines() if line.strip().startswith("-")]
+        undocumented = [line for line in options
+                        if not re.sub(r"^\s*(-\w(\s?\[?\w+\]?)?, )?--[\w-]+(=\[?\w+\]?)?", "", line).strip()]
+        assert not undocumented, (name, undocumented)
+
+
+def test_models_inspect_and_perf_parse_work_offline_with_json():
+    doc = json.loads(cli("models.inspect", str(FIXTURES / "models/tiny_rk3568_tk250.rknn"), "--json").stdout)
+    assert doc["target_platforms"] == ["rk3568"] and doc["format_version"] == 6
+    log = next((FIXTURES / "toolkit-output").glob("16-*.txt"))
+    doc = json.loads(cli("perf.parse", str(log), "--json").stdout)
+    assert doc["perf"]["operator_time_us"] == 128441 and doc["perf"]["ranking"][0]["op_type"] == "ConvExSwish"
+
+
+def test_a_log_with_only_a_failure_is_parsed_into_its_diagnosis(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text("E RKNNAPI: rknn_init,  server connect fail!  ret = -9(ERROR_PIPE)!\n")
+    doc = json.loads(cli("perf.parse", str(log), "--json").stdout)
+    assert "inv server.start" in doc["diagnoses"][0]["fix"]
+
+
+def test_perf_without_a_toolkit_environment_says_how_to_get_one(tmp_path):
+    proc = cli("perf", "--all", "--model", str(FIXTURES / "models/tiny_rk3568_tk250.rknn"))
+    assert proc.returncode == 1 and "inv perf.setup" in proc.stderr
