@@ -137,7 +137,8 @@ def activate_script(model_dir: str, name: str, sha12: str, prune: list[str], *, 
     lines += [f"[ -f versions/{sha12}.rknn ] || {{ echo 'version {sha12} is not on the board' >&2; exit 4; }}",
               f"ln -sfn versions/{sha12}.rknn .current.tmp", "mv -T -f .current.tmp current.rknn"]
     for old in prune:
-        lines.append(f"rm -f versions/{shlex.quote(old)}.rknn versions/{shlex.quote(old)}.json")
+        lines.append(f'[ "$(readlink current.rknn)" = versions/{shlex.quote(old)}.rknn ] || '
+                     f"rm -f versions/{shlex.quote(old)}.rknn versions/{shlex.quote(old)}.json")
     lines.append("rm -f versions/.*.part-* versions/.*.json.tmp")
     return "\n".join(lines) + "\n"
 
@@ -161,11 +162,10 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
         plan = plan_deploy(model, final_name, facts, board.name, keep, force)
         if check_only or plan.action in ("none", "refused"):
             return _result(board.name, plan)           # one remote command, no lock: nothing to change
+        # No second probe under the lock: the activation script itself re-checks what matters (the upload's
+        # checksum, that the version is there, never pruning what is active), so a run that won the lock
+        # first cannot be undone by this one's older view.
         with BoardLock(session, lock_wait):
-            facts = gather_facts(session, model_dir=where, system=False)   # again: another run may have won
-            plan = plan_deploy(model, final_name, facts, board.name, keep, force)
-            if plan.action in ("none", "refused"):
-                return _result(board.name, plan)
             if plan.prepare:
                 _run(session, prepare_script(where, final_name))
             tmp = None
