@@ -22,7 +22,20 @@ def test_every_board_is_an_aarch64_debian_reached_as_rock_with_the_generated_inv
         assert out.stdout.split() == ["aarch64", "rock", board.name, "0"]
 
 
-def test_each_board_carries_its_profiles_soc_driver_and_sdk_versions(lab):
+@pytest.fixture
+def fresh_lab(lab):
+    """Boards exactly as their profiles describe them (the session's lab gets provisioned by other tests)."""
+    own = Lab(f"f{os.getpid() % 100000}")
+    own.down()
+    try:
+        own.up()
+        yield own
+    finally:
+        own.down()
+
+
+def test_each_board_carries_its_profiles_soc_driver_and_sdk_versions(fresh_lab):
+    lab = fresh_lab
     for board in lab.boards():
         profile = load_profile(board.profile)
         out = ssh(lab, board, "tr '\\000' ' ' < /proc/device-tree/compatible 2>/dev/null || "

@@ -65,3 +65,30 @@ def test_the_real_toolkit_without_a_device_fails_with_a_clear_diagnosis():
     assert not out["ok"] and out["stage"] == "init_runtime"
     causes = [d.cause for d in diagnose(out["log"] + "\n" + (out["error"] or ""))]
     assert any("not listed by adb" in c for c in causes), out
+
+
+def test_governors_that_fix_freq_changes_are_read_before_and_written_back_after(lab):
+    from pathlib import Path
+
+    from rkdeploy.connection import SshSettings
+    from rkdeploy.fleet import BoardSession
+    from rkdeploy.inventory import load
+    from rkdeploy.perf import read_governors, restore_governors
+    from tests.e2e.conftest import ssh
+
+    b = board(lab, "rk3588-fresh")
+    inv = load(lab.inventory)
+    session = BoardSession(inv.boards[b.name], SshSettings(known_hosts=Path(inv.settings["known_hosts"]),
+                                                           connect_timeout=30))
+    try:
+        saved = read_governors(session)
+        assert sorted(Path(k).parent.name for k in saved) == ["policy0", "policy4", "policy6"]
+        assert set(saved.values()) == {"schedutil"}
+        # what eval_perf(fix_freq=True) does to a real board, and never undoes
+        ssh(lab, b, "for f in /sys/devices/system/cpu/cpufreq/policy*/scaling_governor; do "
+                    "echo performance | sudo -n tee $f > /dev/null; done")
+        assert set(read_governors(session).values()) == {"performance"}
+        assert restore_governors(session, saved) == 3
+        assert set(read_governors(session).values()) == {"schedutil"}
+    finally:
+        session.close()

@@ -316,6 +316,12 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
     dt.mkdir(parents=True)
     (dt / "compatible").write_bytes(b"".join(c.encode() + b"\0" for c in profile.get("compatible", [])))
     (dt / "model").write_bytes(profile.get("model", "").encode() + b"\0")
+    # STAND-IN cpufreq policies (the lab's kernel has none): what eval_perf(fix_freq=True) rewrites on a
+    # real board, so that saving and restoring governors can be exercised over SSH.
+    for policy in profile.get("cpufreq_policies", []):
+        (board.path / "cpufreq" / policy).mkdir(parents=True)
+        (board.path / "cpufreq" / policy / "scaling_governor").write_text("schedutil\n")
+    (board.path / "cpufreq").mkdir(exist_ok=True)
     debug = board.path / "debug"
     (debug / "rknpu").mkdir(parents=True)
     debug.chmod(0o700)
@@ -339,6 +345,7 @@ mount -t proc proc $M/proc
 mount -t sysfs sysfs $M/sys
 mount --bind $B/firmware $M/sys/firmware
 mount --bind $B/debug $M/sys/kernel/debug
+[ -d $M/sys/devices/system/cpu/cpufreq ] && mount --bind $B/cpufreq $M/sys/devices/system/cpu/cpufreq
 mount -t tmpfs -o mode=755,size=16m devfs $M/dev
 for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
   IFS=: read n a b <<EOF

@@ -79,3 +79,29 @@ def test_a_whole_log_gives_each_cause_once():
     body = text("25")
     causes = [d.cause for d in diagnose(body)]
     assert len(causes) == len(set(causes)) and len(causes) >= 10
+
+
+def test_the_report_renders_parsed_runs_and_marks_regressions_against_a_baseline(tmp_path):
+    import json
+    from io import StringIO
+
+    from rich.console import Console
+
+    from rkdeploy.perf import PerfRun
+    from rkdeploy.perf_report import regressions, render_perf, rows, to_csv
+
+    runs = [PerfRun("box1", "yolo.rknn", ok=True, perf=parse_perf(text("16")), memory=parse_memory(text("17"))),
+            PerfRun("box2", "yolo.rknn", ok=True, perf=parse_perf(text("14")), memory=parse_memory(text("18")))]
+    table = rows(runs)
+    assert table[0]["time_ms"] == 128.441 and table[1]["fps"] == 58.08 and table[0]["memory_total_mib"] == 5.66
+    baseline = tmp_path / "old.json"
+    faster = [dict(r, time_ms=r["time_ms"] / 2 if r["board"] == "box1" else r["time_ms"]) for r in table]
+    baseline.write_text(json.dumps({"results": faster}))
+    regressed = regressions(table, baseline, 10)
+    assert list(regressed) == [("box1", "yolo.rknn")] and regressed[("box1", "yolo.rknn")].startswith("+100.0%")
+    out = StringIO()
+    render_perf(Console(file=out, width=200, color_system=None), table, regressed)
+    rendered = out.getvalue()
+    assert "128.441" in rendered and "58.08" in rendered and "REGRESSION +100.0%" in rendered
+    assert "ConvExSwish 78.61%" in rendered
+    assert to_csv(table).splitlines()[0].startswith("board,model,ok,time_ms,fps")
