@@ -137,21 +137,16 @@ def import_sdk(tree: Path, bundles_dir: Path, python_tags: list[str], log=print)
     found: list[tuple[str, str, Path, str]] = []      # role, arch, source, version string
     versions: list[tuple[str, str, Path]] = []        # what, release, source
     for arch in ARCHES:
-        rt = tree / api_rel / arch / "librknnrt.so"
-        if rt.exists():
-            v = parse_runtime(_read_strings(rt))
-            if v is None:
-                raise BundleError(f"{rt}: no 'librknnrt version:' string: not a Rockchip runtime library?")
-            found.append(("runtime", arch, rt, v.raw))
-            versions.append(("librknnrt", v.release, rt))
         bindir = tree / server_rel / arch / "usr/bin"
-        server = bindir / "rknn_server"
-        if server.exists():
-            v = parse_server(_read_strings(server))
-            if v is None:
-                raise BundleError(f"{server}: no rknn_server version string")
-            found.append(("server", arch, server, v.raw))
-            versions.append(("rknn_server", v.release, server))
+        for role, label, path, parse in (("runtime", "librknnrt", tree / api_rel / arch / "librknnrt.so", parse_runtime),
+                                         ("server", "rknn_server", bindir / "rknn_server", parse_server)):
+            if path.exists():
+                v = parse(_read_strings(path))
+                if v is None:
+                    raise BundleError(f"{path}: no {label} version string: not Rockchip's {label}?")
+                found.append((role, arch, path, v.raw))
+                versions.append((label, v.release, path))
+        if (bindir / "rknn_server").exists():
             for role, name in (("start_script", "start_rknn.sh"), ("restart_script", "restart_rknn.sh")):
                 if (bindir / name).exists():
                     found.append((role, arch, bindir / name, ""))

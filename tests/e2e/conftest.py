@@ -103,6 +103,9 @@ def standin_toolkit():
     if not (venv / ".complete").exists() or (venv / ".complete").read_text() != stamp:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], check=True)
+        build = venv.with_name("toolkit-standin-src")       # build outside the source tree (no build/ in git)
+        shutil.rmtree(build, ignore_errors=True)
+        shutil.copytree(source, build, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(build)], check=True)
         (venv / ".complete").write_text(stamp)
     return str(python)
