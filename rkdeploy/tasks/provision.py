@@ -95,7 +95,7 @@ SERVER_HELP = common.help_for("host", "group", "all", "inventory", "json", "acce
 @task(name="rollback", help=SERVER_HELP)
 def provision_rollback(c, host=None, group=None, all=False, inventory=None, lock_wait=60, json=False,
                        accept_new_host_keys=False):
-    """Put back the runtime/server files the last provision replaced (and remove what it added)."""
+    """Put back the runtime, server, script and header files the last provision replaced (lite2 stays as is)."""
     inv, boards = common.selection(c, inventory, host, group, all)
     run = common.run(c, inv, boards, provision_rollback_job(lock_wait=float(lock_wait)),
                common.settings(c, inv, accept_new_host_keys, False), "rollback")
