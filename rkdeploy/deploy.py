@@ -121,16 +121,25 @@ def _metadata(model: RknnModel, name: str) -> str:
     }, sort_keys=True)
 
 
+def upload_command(tmp: str) -> str:
+    """Write stdin to tmp and print the sha256 of what was received, hashing while the bytes arrive
+    (no second read of the file on a slow board). A failed write is reported on stderr."""
+    t = shlex.quote(tmp)
+    return f'umask 022; {{ tee {t} || echo "rkdeploy: writing the model failed" >&2; }} | sha256sum'
+
+
 def activate_script(model_dir: str, name: str, sha12: str, prune: list[str], *, tmp: str | None = None,
-                    sha256: str | None = None, metadata: str | None = None) -> str:
+                    size: int | None = None, metadata: str | None = None) -> str:
     """Run under the board lock: verify the upload (if any), rename it into place, switch current.rknn
     with a rename, drop pruned versions and the leftovers of interrupted uploads."""
     base = shlex.quote(f"{model_dir}/{name}")
     lines = ["set -e", f"cd {base}"]
     if tmp:
+        # The content was hashed by the board as it was written (see upload_command); the size check
+        # catches a file that was cut short.
         lines += [f"t={shlex.quote(tmp)}",
-                  f'if [ "$(sha256sum < "$t" | cut -d " " -f 1)" != {shlex.quote(sha256)} ]; then '
-                  'rm -f "$t"; echo "the uploaded model does not match its checksum" >&2; exit 3; fi',
+                  f'if [ "$(stat -c %s "$t")" != {int(size)} ]; then '
+                  'rm -f "$t"; echo "the uploaded model is incomplete" >&2; exit 3; fi',
                   f"printf '%s\\n' {shlex.quote(metadata)} > versions/.{sha12}.json.tmp",
                   f"mv -f versions/.{sha12}.json.tmp versions/{sha12}.json",
                   f'mv -f "$t" versions/{sha12}.rknn']
@@ -171,8 +180,13 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
             tmp = None
             if plan.action == "upload":
                 tmp = f"{where}/{final_name}/versions/.{plan.sha12}.rknn.part-{secrets.token_hex(4)}"
-                session.upload(model.path, tmp)
-            _run(session, activate_script(where, final_name, plan.sha12, plan.prune, tmp=tmp, sha256=model.sha256,
+                status, out, err = session.send_file(model.path, upload_command(tmp))
+                if status != 0 or err.strip() or out.split()[:1] != [model.sha256]:
+                    session.run(f"rm -f {shlex.quote(tmp)}")
+                    raise DeployError(("no space left on the board for the model: the active one is untouched"
+                                       if "No space" in err else "the upload did not arrive intact")
+                                      + (f" ({err.strip()})" if err.strip() else ""))
+            _run(session, activate_script(where, final_name, plan.sha12, plan.prune, tmp=tmp, size=model.size,
                                           metadata=_metadata(model, final_name)))
             return _result(board.name, plan)
     return job

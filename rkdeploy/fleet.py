@@ -76,6 +76,28 @@ class BoardSession:
         self.conn.sftp().put(local, remote, callback=progress, confirm=True)
         self.bytes_sent += sent
 
+    def send_file(self, local: str, command: str, preamble: bytes = b"", chunk: int = 256 * 1024) -> tuple[int, str, str]:
+        """Stream a local file into a remote command's stdin (after `preamble`, e.g. a sudo password line);
+        returns (exit status, stdout, stderr). Bytes are reported to the fleet's progress as they go."""
+        self.commands += 1
+        channel = self.conn.transport.open_session()
+        channel.settimeout(self.settings.command_timeout)
+        channel.exec_command(command)
+        if preamble:
+            channel.sendall(preamble)
+        with open(local, "rb") as f:
+            for block in iter(lambda: f.read(chunk), b""):
+                channel.sendall(block)
+                self.bytes_sent += len(block)
+                self.on_sent(len(block))
+        channel.shutdown_write()
+        status = channel.recv_exit_status()
+        out = channel.makefile("r").read()
+        err = channel.makefile_stderr("r").read()
+        channel.close()
+        decode = lambda b: b.decode(errors="replace") if isinstance(b, bytes) else b  # noqa: E731
+        return status, decode(out), decode(err)
+
     def close(self) -> None:
         """Close; on a dead link closing fails too, and that must not hide what happened before."""
         if self._conn is not None:

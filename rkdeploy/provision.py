@@ -27,7 +27,6 @@ from .versions import same_release
 
 BACKUP_DIR = "/var/lib/rkdeploy/previous"
 PIP_MANYLINUX2014 = Version("19.3")      # older pip refuses manylinux2014 wheels
-CHUNK = 256 * 1024
 
 
 class ProvisionError(RuntimeError):
@@ -141,33 +140,18 @@ def _plan_lite2(plan: ProvisionPlan, facts: BoardFacts, bundle: Bundle) -> None:
 
 # -- applying ----------------------------------------------------------------------------------
 
-def _stream_as_root(session: BoardSession, local: Path, remote_tmp: str, size: int) -> None:
+def _stream_as_root(session: BoardSession, local: Path, remote_tmp: str) -> None:
     """Send a file through `sudo sh -c 'cat > tmp'` on one channel: root writes it, no staging dir."""
-    session.commands += 1
-    channel = session.conn.transport.open_session()
-    channel.settimeout(session.settings.command_timeout)
-    folder = shlex.quote(remote_tmp.rsplit("/", 1)[0])
-    channel.exec_command(_sudo(session, f"sh -c {shlex.quote(f'umask 022; mkdir -p {folder}; cat > {shlex.quote(remote_tmp)} || {{ rm -f {shlex.quote(remote_tmp)}; exit 1; }}')}"))
-    if session.settings.sudo_password is not None:
-        channel.sendall((session.settings.sudo_password + "\n").encode())
-    sent = 0
-    with open(local, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            channel.sendall(chunk)
-            sent += len(chunk)
-            session.on_sent(len(chunk))
-    channel.shutdown_write()
-    status = channel.recv_exit_status()
-    err = channel.makefile_stderr("r").read().strip()
-    channel.close()
-    session.bytes_sent += sent
+    folder, tmp = shlex.quote(remote_tmp.rsplit("/", 1)[0]), shlex.quote(remote_tmp)
+    password = session.settings.sudo_password
+    status, _, err = session.send_file(
+        str(local), _sudo(session, f"sh -c {shlex.quote(f'umask 022; mkdir -p {folder}; cat > {tmp} || {{ rm -f {tmp}; exit 1; }}')}"),
+        preamble=(password + "\n").encode() if password is not None else b"")
     if status != 0:
-        if isinstance(err, bytes):
-            err = err.decode(errors="replace")
         if "No space left" in err:
             raise ProvisionError(f"no space left on the board for {remote_tmp.rsplit('/', 1)[0]}: the old files "
                                  "are untouched; free some space and rerun")
-        raise ProvisionError(f"upload to {remote_tmp} failed: {err or status}")
+        raise ProvisionError(f"upload to {remote_tmp} failed: {err.strip() or status}")
 
 
 def _sudo(session: BoardSession, command: str) -> str:
@@ -240,7 +224,7 @@ def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts
     for step in plan.steps:
         if step.kind == "file":
             tmp = f"{step.file.dest.rsplit('/', 1)[0]}/.{step.file.dest.rsplit('/', 1)[1]}.rkdeploy-{secrets.token_hex(4)}"
-            _stream_as_root(session, bundle.files_dir / step.file.path, tmp, step.file.size)
+            _stream_as_root(session, bundle.files_dir / step.file.path, tmp)
             uploads.append((step.file, tmp))
     if uploads:
         result = _root_run(session, install_script(uploads))
