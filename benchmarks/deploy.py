@@ -52,6 +52,30 @@ def fan_out(lab: Lab, argv_for) -> None:
     assert not bad, bad
 
 
+def in_process(lab: Lab, model: Path) -> float:
+    """The deploy job through the fleet runner in this process: no interpreter start-up."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from rkdeploy.connection import SshSettings
+    from rkdeploy.deploy import deploy_job
+    from rkdeploy.fleet import run_fleet
+    from rkdeploy.inventory import load
+    from rkdeploy.rknn_model import read_model
+
+    inv = load(lab.inventory)
+    settings = SshSettings(known_hosts=Path(inv.settings["known_hosts"]), connect_timeout=30)
+    t0 = time.monotonic()
+    rknn = read_model(model)
+    run = run_fleet(inv.select(all=True), deploy_job(rknn, "lib", model_dir="/home/rock/models", keep=3, force=False,
+                                                     check_only=False, lock_wait=60),
+                    settings, label="bench", parallel=len(inv.boards), console=Console(file=StringIO()))
+    wall = time.monotonic() - t0
+    assert all(r.status in ("ok", "changed") for r in run.results), [r.error for r in run.results]
+    return wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--boards", type=int, default=8)
@@ -69,8 +93,8 @@ def main() -> None:
     work.mkdir(exist_ok=True)
     for b in lab.boards():
         faults.limit_bandwidth(b, args.rate)
-    samples: dict[str, list[float]] = {"scp floor": [], "rkdeploy deploy": [], "ssh true floor": [],
-                                       "rkdeploy re-deploy": []}
+    samples: dict[str, list[float]] = {"scp floor": [], "rkdeploy deploy": [], "library deploy": [],
+                                       "ssh true floor": [], "rkdeploy re-deploy": [], "library re-deploy": []}
     try:
         for r in range(args.rounds):
             model = grown_model(work / f"bench-{r}.rknn", args.size_mb, r)
@@ -82,6 +106,9 @@ def main() -> None:
             out = subprocess.run(deploy, capture_output=True, text=True)
             samples["rkdeploy deploy"].append(time.monotonic() - t0)
             assert {b["status"] for b in json.loads(out.stdout)["boards"]} == {"changed"}, out.stdout[-500:]
+            lib_model = grown_model(work / f"bench-lib-{r}.rknn", args.size_mb, 1000 + r)
+            samples["library deploy"].append(in_process(lab, lib_model))
+            samples["library re-deploy"].append(in_process(lab, lib_model))
             samples["ssh true floor"].append(timed(lambda: fan_out(lab, lambda b: ["ssh", *key, *SSH_OPTS, f"rock@{b.ip}", "true"])))
             t0 = time.monotonic()
             out = subprocess.run(deploy, capture_output=True, text=True)
@@ -96,7 +123,9 @@ def main() -> None:
               "rounds": args.rounds, "model_mb": args.size_mb, "link": args.rate,
               "median_s": {k: round(v, 3) for k, v in med.items()},
               "deploy_vs_scp": round(med["rkdeploy deploy"] / med["scp floor"], 2),
-              "redeploy_vs_ssh_round_trip": round(med["rkdeploy re-deploy"] / med["ssh true floor"], 2)}
+              "redeploy_vs_ssh_round_trip": round(med["rkdeploy re-deploy"] / med["ssh true floor"], 2),
+              "library_deploy_vs_scp": round(med["library deploy"] / med["scp floor"], 2),
+              "library_redeploy_vs_ssh_round_trip": round(med["library re-deploy"] / med["ssh true floor"], 2)}
     print(json.dumps(report, indent=1))
     (ROOT / "benchmarks/results").mkdir(exist_ok=True)
     (ROOT / f"benchmarks/results/deploy-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=1))
