@@ -128,13 +128,16 @@ def _models_section(model_dir: str) -> str:
     md = shlex.quote(model_dir)
     return f"""md={md}
 if [ -d "$md" ]; then [ -w "$md" ] && p model_dir "$md|writable" || p model_dir "$md|present"; else p model_dir "$md|absent"; fi
-d="$md"; while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+d="$md"; while [ ! -e "$d" ]; do d=${{d%/*}}; d=${{d:-/}}; done
 df -Pk "$d" 2>/dev/null | while read -r fs blocks used avail cap mnt; do [ "$fs" = Filesystem ] || p model_dir_free "$avail"; done
+# few processes from here (one readlink per model): on a slow board every started process counts
 for cur in "$md"/*/current.rknn; do
-  [ -L "$cur" ] && p model_current "$(basename "$(dirname "$cur")")|$(readlink "$cur")"
+  [ -L "$cur" ] || continue
+  d=${{cur%/current.rknn}}
+  p model_current "${{d##*/}}|$(readlink "$cur")"
 done
 for meta in "$md"/*/versions/*.json; do
-  [ -f "$meta" ] && p model_version "$(tr -d '\\n' < "$meta")"
+  [ -f "$meta" ] && IFS= read -r line < "$meta" && p model_version "$line"
 done
 """
 

@@ -65,3 +65,22 @@ def test_running_the_probe_on_this_linux_machine_yields_a_complete_record():
     out = subprocess.run(["sh", "-c", probe_script()], capture_output=True, text=True, timeout=60).stdout
     facts = parse_probe(out)
     assert facts.arch and facts.kernel and facts.python_tag.startswith("cp")
+
+
+def test_the_light_probe_reads_a_model_directory_on_this_machine(tmp_path):
+    import json
+
+    versions = tmp_path / "det/versions"
+    versions.mkdir(parents=True)
+    meta = {"name": "det", "sha256": "ab" * 32, "deployed_at": "2026-11-23T10:00:00+00:00"}
+    (versions / "abababababab.json").write_text(json.dumps(meta) + "\n")
+    (versions / "abababababab.rknn").write_bytes(b"RKNN")
+    (tmp_path / "det/current.rknn").symlink_to("versions/abababababab.rknn")
+    script = probe_script(model_dir=str(tmp_path), system=False)
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    facts = parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60).stdout)
+    assert facts.models_current == {"det": "versions/abababababab.rknn"}
+    assert facts.model_versions == [meta] and facts.model_dir_state == "writable" and facts.model_dir_free_kb > 0
+    missing = parse_probe(subprocess.run(["sh", "-c", probe_script(model_dir=str(tmp_path / "a/b/c"), system=False)],
+                                         capture_output=True, text=True, timeout=60).stdout)
+    assert missing.model_dir_state == "absent" and missing.model_dir_free_kb > 0
