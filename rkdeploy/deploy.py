@@ -121,35 +121,47 @@ def _metadata(model: RknnModel, name: str) -> str:
     }, sort_keys=True)
 
 
-def upload_command(tmp: str) -> str:
-    """Write stdin to tmp and print the sha256 of what was received, hashing while the bytes arrive
-    (no second read of the file on a slow board). A failed write is reported on stderr."""
-    t = shlex.quote(tmp)
-    return f'umask 022; {{ tee {t} || echo "rkdeploy: writing the model failed" >&2; }} | sha256sum'
+# Hash with OpenSSL when the board has it: it uses the CPU's SHA instructions, coreutils' sha256sum
+# does not (several times slower, which a board hashing while receiving at link speed can feel).
+HASH_STDIN = ('if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi '
+              '| { read -r h _; echo "$h"; }')
+CORRUPT_EXIT, WRITE_FAILED_EXIT = 3, 6
 
 
-def activate_script(model_dir: str, name: str, sha12: str, prune: list[str], *, tmp: str | None = None,
-                    size: int | None = None, metadata: str | None = None) -> str:
-    """Run under the board lock: verify the upload (if any), rename it into place, switch current.rknn
-    with a rename, drop pruned versions and the leftovers of interrupted uploads."""
-    base = shlex.quote(f"{model_dir}/{name}")
-    lines = ["set -e", f"cd {base}"]
-    if tmp:
-        # The content was hashed by the board as it was written (see upload_command); the size check
-        # catches a file that was cut short.
-        lines += [f"t={shlex.quote(tmp)}",
-                  f'if [ "$(stat -c %s "$t")" != {int(size)} ]; then '
-                  'rm -f "$t"; echo "the uploaded model is incomplete" >&2; exit 3; fi',
-                  f"printf '%s\\n' {shlex.quote(metadata)} > versions/.{sha12}.json.tmp",
-                  f"mv -f versions/.{sha12}.json.tmp versions/{sha12}.json",
-                  f'mv -f "$t" versions/{sha12}.rknn']
-    lines += [f"[ -f versions/{sha12}.rknn ] || {{ echo 'version {sha12} is not on the board' >&2; exit 4; }}",
-              f"ln -sfn versions/{sha12}.rknn .current.tmp", "mv -T -f .current.tmp current.rknn"]
+def activate_script(model_dir: str, name: str, sha12: str, prune: list[str]) -> str:
+    """Run under the board lock: switch current.rknn to a kept version with a rename, then drop pruned
+    versions (never the active one) and the leftovers of interrupted uploads."""
+    lines = ["set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}",
+             f"[ -f versions/{sha12}.rknn ] || {{ echo 'version {sha12} is not on the board' >&2; exit 4; }}",
+             f"ln -sfn versions/{sha12}.rknn .current.tmp", "mv -T -f .current.tmp current.rknn"]
     for old in prune:
         lines.append(f'[ "$(readlink current.rknn)" = versions/{shlex.quote(old)}.rknn ] || '
                      f"rm -f versions/{shlex.quote(old)}.rknn versions/{shlex.quote(old)}.json")
     lines.append("rm -f versions/.*.part-* versions/.*.json.tmp")
     return "\n".join(lines) + "\n"
+
+
+def receive_script(model_dir: str, name: str, sha256: str, size: int, metadata: str, prune: list[str], *,
+                   prepare: bool) -> str:
+    """One remote command, run under the board lock, with the model on its stdin: write it to a hidden
+    temporary file while hashing it (no second read on a slow board), check sha256 and size, rename it
+    into versions/ and activate it. Anything short of that removes the temporary file and leaves the
+    active model as it was: exit 3 if the bytes that arrived are not the model, 6 if the board could not
+    write them all (tee's own message, e.g. "No space left on device", is on stderr)."""
+    sha12 = sha256[:12]
+    receive = "\n".join([
+        "set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}", "umask 022",
+        f"t=versions/.{sha12}.rknn.part-{secrets.token_hex(4)}",
+        "trap 'rm -f \"$t\"' EXIT",
+        # tee keeps copying stdin after a failed write, so the hash still says whether the stream was intact
+        f'got=$({{ tee "$t" || cat > /dev/null; }} | {{ {HASH_STDIN}; }})',
+        f'[ "$got" = {sha256} ] || {{ echo "the upload did not arrive intact" >&2; exit {CORRUPT_EXIT}; }}',
+        f'[ "$(stat -c %s "$t")" = {int(size)} ] || {{ echo "writing the model on the board failed" >&2; '
+        f'exit {WRITE_FAILED_EXIT}; }}',
+        f"printf '%s\\n' {shlex.quote(metadata)} > versions/.{sha12}.json.tmp",
+        f"mv -f versions/.{sha12}.json.tmp versions/{sha12}.json",
+        f'mv -f "$t" versions/{sha12}.rknn', ""])
+    return (prepare_script(model_dir, name) if prepare else "") + receive + activate_script(model_dir, name, sha12, prune)
 
 
 def prepare_script(model_dir: str, name: str) -> str:
@@ -175,21 +187,25 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
         # checksum, that the version is there, never pruning what is active), so a run that won the lock
         # first cannot be undone by this one's older view.
         with BoardLock(session, lock_wait):
-            if plan.prepare:
-                _run(session, prepare_script(where, final_name))
-            tmp = None
-            if plan.action == "upload":
-                tmp = f"{where}/{final_name}/versions/.{plan.sha12}.rknn.part-{secrets.token_hex(4)}"
-                status, out, err = session.send_file(model.path, upload_command(tmp))
-                if status != 0 or err.strip() or out.split()[:1] != [model.sha256]:
-                    session.run(f"rm -f {shlex.quote(tmp)}")
-                    raise DeployError(("no space left on the board for the model: the active one is untouched"
-                                       if "No space" in err else "the upload did not arrive intact")
-                                      + (f" ({err.strip()})" if err.strip() else ""))
-            _run(session, activate_script(where, final_name, plan.sha12, plan.prune, tmp=tmp, size=model.size,
-                                          metadata=_metadata(model, final_name)))
+            if plan.action == "activate":
+                _run(session, activate_script(where, final_name, plan.sha12, plan.prune))
+            else:
+                script = receive_script(where, final_name, model.sha256, model.size, _metadata(model, final_name),
+                                        plan.prune, prepare=plan.prepare)
+                status, _, err = session.send_file(model.path, script)
+                if status != 0:
+                    raise DeployError(_upload_failure(status, err))
             return _result(board.name, plan)
     return job
+
+
+def _upload_failure(status: int, err: str) -> str:
+    err = err.strip()
+    if "No space" in err:
+        return f"no space left on the board for the model: the active one is untouched ({err})"
+    if status in (CORRUPT_EXIT, WRITE_FAILED_EXIT):
+        return f"{err}: the active model is untouched"
+    return err or f"the upload failed on the board (exit {status}): the active model is untouched"
 
 
 def _run(session: BoardSession, script: str) -> None:

@@ -83,14 +83,20 @@ class BoardSession:
         channel = self.conn.transport.open_session()
         channel.settimeout(self.settings.command_timeout)
         channel.exec_command(command)
-        if preamble:
-            channel.sendall(preamble)
-        with open(local, "rb") as f:
-            for block in iter(lambda: f.read(chunk), b""):
-                channel.sendall(block)
-                self.bytes_sent += len(block)
-                self.on_sent(len(block))
-        channel.shutdown_write()
+        try:
+            if preamble:
+                channel.sendall(preamble)
+            with open(local, "rb") as f:
+                for block in iter(lambda: f.read(chunk), b""):
+                    channel.sendall(block)
+                    self.bytes_sent += len(block)
+                    self.on_sent(len(block))
+            channel.shutdown_write()
+        except OSError:
+            # The command ended without reading all of its input (it refused or failed early): what it
+            # said and its exit status are the story, not the closed channel. A dead link raises below.
+            if not channel.exit_status_ready():
+                raise
         status = channel.recv_exit_status()
         out = channel.makefile("r").read()
         err = channel.makefile_stderr("r").read()

@@ -124,3 +124,20 @@ def test_two_concurrent_deploys_to_one_board_take_turns_and_leave_no_mixed_file(
                         "cut -c1-12; echo $f; done").stdout.split()
     pairs = list(zip(files[::2], files[1::2]))
     assert len(pairs) == 2 and all(f == f"{h}.rknn" for h, f in pairs)
+
+
+def test_a_board_whose_disk_fills_during_a_forced_deploy_keeps_its_active_model_and_no_partial_file(lab):
+    b = board(lab, "rk3588-mismatch")
+    assert deploy(lab, TK134, "--host", b.name, "--name", "full")[0].returncode == 0
+    faults.fill_disk(lab, b)
+    try:
+        refused, doc = deploy(lab, TK231, "--host", b.name, "--name", "full")
+        assert doc["boards"][0]["status"] == "failed" and "not enough space" in doc["boards"][0]["error"]
+        forced, doc = deploy(lab, TK231, "--host", b.name, "--name", "full", "--force")
+        leftovers = ssh(lab, b, "ls -A /opt/rkdeploy/models/full/versions").stdout.split()
+    finally:
+        faults.free_disk(lab, b)
+    assert forced.returncode == 8 and doc["boards"][0]["status"] == "failed"
+    assert "no space left on the board" in doc["boards"][0]["error"], doc
+    assert current_sha(lab, b, "full") == sha(TK134)
+    assert sorted(leftovers) == [f"{sha(TK134)[:12]}.json", f"{sha(TK134)[:12]}.rknn"]

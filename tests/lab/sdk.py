@@ -8,6 +8,7 @@ are the real ones from the package index, for the versions published there.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import sys
@@ -145,11 +146,17 @@ def build_tree(version: str, dest: Path, python_tags: tuple[str, ...] = ("cp311"
 def cached_tree(version: str) -> Path:
     """A stand-in SDK tree, built once per version and stand-in source revision."""
     path = CACHE_DIR / "sdk" / f"rknn-sdk-{version}-standin-{_sources_hash()}"
-    if not path.exists():
-        tmp = path.with_name(path.name + ".part")
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_tree(version, tmp)
-        tmp.rename(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Boards of one profile are prepared in parallel: one builds, the others wait for it.
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            tmp = path.with_name(path.name + ".part")
+            shutil.rmtree(tmp, ignore_errors=True)
+            build_tree(version, tmp)
+            tmp.rename(path)
     return path
 
 
