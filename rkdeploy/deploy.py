@@ -122,9 +122,9 @@ def _metadata(model: RknnModel, name: str) -> str:
 
 
 # Hash with OpenSSL when the board has it: it uses the CPU's SHA instructions, coreutils' sha256sum
-# does not (several times slower, which a board hashing while receiving at link speed can feel).
-HASH_STDIN = ('if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi '
-              '| { read -r h _; echo "$h"; }')
+# does not (several times slower on a board's small cores).
+HASH_FILE = ('if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r "$t"; else sha256sum "$t"; fi '
+             '| { read -r h _; echo "$h"; }')
 CORRUPT_EXIT, WRITE_FAILED_EXIT = 3, 6
 
 
@@ -144,20 +144,20 @@ def activate_script(model_dir: str, name: str, sha12: str, prune: list[str]) -> 
 def receive_script(model_dir: str, name: str, sha256: str, size: int, metadata: str, prune: list[str], *,
                    prepare: bool) -> str:
     """One remote command, run under the board lock, with the model on its stdin: write it to a hidden
-    temporary file while hashing it (no second read on a slow board), check sha256 and size, rename it
-    into versions/ and activate it. Anything short of that removes the temporary file and leaves the
-    active model as it was: exit 3 if the bytes that arrived are not the model, 6 if the board could not
-    write them all (tee's own message, e.g. "No space left on device", is on stderr)."""
+    temporary file, check its size and sha256, rename it into versions/ and activate it. Anything short
+    of that removes the temporary file and leaves the active model as it was: exit 6 if the board could
+    not write it (cat's own message, e.g. "No space left on device", is on stderr), 3 if what arrived is
+    not the model."""
     sha12 = sha256[:12]
     receive = "\n".join([
         "set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}", "umask 022",
         f"t=versions/.{sha12}.rknn.part-{secrets.token_hex(4)}",
         "trap 'rm -f \"$t\"' EXIT",
-        # tee keeps copying stdin after a failed write, so the hash still says whether the stream was intact
-        f'got=$({{ tee "$t" || cat > /dev/null; }} | {{ {HASH_STDIN}; }})',
-        f'[ "$got" = {sha256} ] || {{ echo "the upload did not arrive intact" >&2; exit {CORRUPT_EXIT}; }}',
-        f'[ "$(stat -c %s "$t")" = {int(size)} ] || {{ echo "writing the model on the board failed" >&2; '
-        f'exit {WRITE_FAILED_EXIT}; }}',
+        f'cat > "$t" || {{ echo "writing the model on the board failed" >&2; exit {WRITE_FAILED_EXIT}; }}',
+        f'got=$(stat -c %s "$t"); [ "$got" = {int(size)} ] || '
+        f'{{ echo "the upload did not arrive intact ($got of {int(size)} bytes)" >&2; exit {CORRUPT_EXIT}; }}',
+        f'[ "$({HASH_FILE})" = {sha256} ] || {{ echo "the upload did not arrive intact (sha256 differs)" >&2; '
+        f'exit {CORRUPT_EXIT}; }}',
         f"printf '%s\\n' {shlex.quote(metadata)} > versions/.{sha12}.json.tmp",
         f"mv -f versions/.{sha12}.json.tmp versions/{sha12}.json",
         f'mv -f "$t" versions/{sha12}.rknn', ""])
@@ -192,9 +192,9 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
             else:
                 script = receive_script(where, final_name, model.sha256, model.size, _metadata(model, final_name),
                                         plan.prune, prepare=plan.prepare)
-                status, _, err = session.send_file(model.path, script)
-                if status != 0:
-                    raise DeployError(_upload_failure(status, err))
+                result = session.send_file(model.path, script)
+                if result.return_code != 0:
+                    raise DeployError(_upload_failure(result.return_code, result.stderr))
             return _result(board.name, plan)
     return job
 

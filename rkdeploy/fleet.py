@@ -7,15 +7,14 @@ unless `--fail-percent` says so.
 """
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from io import StringIO
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from invoke.exceptions import CommandTimedOut
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -23,6 +22,13 @@ from .connection import HostKeyRefused, SshSettings, Unreachable, open_connectio
 from .inventory import Board
 
 OK, CHANGED, FAILED, UNREACHABLE, SKIPPED = "ok", "changed", "failed", "unreachable", "skipped"
+
+
+@dataclass
+class CommandResult:
+    stdout: str
+    stderr: str
+    return_code: int
 
 
 @dataclass
@@ -57,12 +63,9 @@ class BoardSession:
             self._conn = open_connection(self.board, self.settings)
         return self._conn
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None, warn: bool = True):
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> CommandResult:
         """Run a remote command (through the login shell); stdin text is sent and never echoed."""
-        self.commands += 1
-        return self.conn.run(command, hide=True, warn=warn, pty=False,
-                             in_stream=StringIO(stdin) if stdin is not None else False,
-                             timeout=timeout or self.settings.command_timeout)
+        return self._exec(command, [stdin.encode()] if stdin is not None else [], timeout)
 
     def upload(self, local: str, remote: str) -> None:
         """SFTP upload (no shell involved, so no quoting) reporting bytes to the fleet's progress."""
@@ -76,33 +79,75 @@ class BoardSession:
         self.conn.sftp().put(local, remote, callback=progress, confirm=True)
         self.bytes_sent += sent
 
-    def send_file(self, local: str, command: str, preamble: bytes = b"", chunk: int = 256 * 1024) -> tuple[int, str, str]:
-        """Stream a local file into a remote command's stdin (after `preamble`, e.g. a sudo password line);
-        returns (exit status, stdout, stderr). Bytes are reported to the fleet's progress as they go."""
-        self.commands += 1
-        channel = self.conn.transport.open_session()
-        channel.settimeout(self.settings.command_timeout)
-        channel.exec_command(command)
-        try:
+    def send_file(self, local: str, command: str, preamble: bytes = b"", chunk: int = 256 * 1024) -> CommandResult:
+        """Stream a local file into a remote command's stdin (after `preamble`, e.g. a sudo password line).
+        Bytes are reported to the fleet's progress as they go."""
+        def blocks():
             if preamble:
-                channel.sendall(preamble)
+                yield preamble
             with open(local, "rb") as f:
                 for block in iter(lambda: f.read(chunk), b""):
-                    channel.sendall(block)
+                    yield block
                     self.bytes_sent += len(block)
                     self.on_sent(len(block))
-            channel.shutdown_write()
-        except OSError:
-            # The command ended without reading all of its input (it refused or failed early): what it
-            # said and its exit status are the story, not the closed channel. A dead link raises below.
-            if not channel.exit_status_ready():
-                raise
-        status = channel.recv_exit_status()
-        out = channel.makefile("r").read()
-        err = channel.makefile_stderr("r").read()
-        channel.close()
-        decode = lambda b: b.decode(errors="replace") if isinstance(b, bytes) else b  # noqa: E731
-        return status, decode(out), decode(err)
+        return self._exec(command, blocks(), None)
+
+    def _exec(self, command: str, stdin, timeout: float | None) -> CommandResult:
+        """One remote command on its own channel: stdin from an iterable of bytes; stdout and stderr read
+        side by side (stderr on a helper thread, so that neither can fill the SSH window and stall the other)
+        until the command has exited, even if a process it started in the background keeps them open.
+        A board that sends nothing for `timeout` seconds (default: command_timeout) is taken for a lost
+        link: TimeoutError."""
+        self.commands += 1
+        timeout = timeout or self.settings.command_timeout
+        heard = [time.monotonic()]
+        channel = self.conn.transport.open_session()
+
+        def drain(recv, ready, sink: list[bytes]) -> None:
+            while True:
+                try:
+                    block = recv(65536)
+                except socket.timeout:
+                    if channel.exit_status_ready():       # ended; take what is there, do not wait for EOF
+                        while ready():
+                            sink.append(recv(65536))
+                        return
+                    if time.monotonic() - heard[0] >= timeout:
+                        return
+                    continue
+                if not block:
+                    return
+                heard[0] = time.monotonic()
+                sink.append(block)
+
+        try:
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            try:
+                for block in stdin:
+                    channel.sendall(block)
+                channel.shutdown_write()
+            except socket.timeout:
+                raise TimeoutError(f"the board took no data for {timeout:g} s (link lost?)") from None
+            except OSError:
+                # The command ended without reading all of its input (it refused or failed early): what it
+                # said and its exit status are the story, not the closed channel. A dead link raises below.
+                if not channel.exit_status_ready():
+                    raise
+            channel.settimeout(0.1)                        # from here on, poll for the exit status too
+            out: list[bytes] = []
+            err: list[bytes] = []
+            reader = threading.Thread(target=drain, args=(channel.recv_stderr, channel.recv_stderr_ready, err),
+                                      daemon=True)
+            reader.start()
+            drain(channel.recv, channel.recv_ready, out)
+            reader.join()
+            if not channel.status_event.wait(max(0.0, timeout - (time.monotonic() - heard[0]))):
+                raise TimeoutError(f"no answer from the board for {timeout:g} s (link lost?)")
+            return CommandResult(b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"),
+                                 channel.recv_exit_status())
+        finally:
+            channel.close()
 
     def close(self) -> None:
         """Close; on a dead link closing fails too, and that must not hide what happened before."""
@@ -135,8 +180,8 @@ def classify(error: BaseException) -> tuple[str, str]:
     """(status, message) for an exception raised by a board's job."""
     if isinstance(error, Unreachable):
         return UNREACHABLE, str(error)
-    if isinstance(error, CommandTimedOut):
-        return UNREACHABLE, f"command timed out after {error.timeout:g} s (link lost?)"
+    if isinstance(error, TimeoutError):
+        return UNREACHABLE, str(error)
     if isinstance(error, (EOFError, ConnectionError, TimeoutError)) or type(error).__name__ in ("SSHException", "ProxyCommandFailure"):
         return UNREACHABLE, f"connection lost: {error or type(error).__name__}"
     if isinstance(error, (HostKeyRefused, PermissionError)):

@@ -144,14 +144,14 @@ def _stream_as_root(session: BoardSession, local: Path, remote_tmp: str) -> None
     """Send a file through `sudo sh -c 'cat > tmp'` on one channel: root writes it, no staging dir."""
     folder, tmp = shlex.quote(remote_tmp.rsplit("/", 1)[0]), shlex.quote(remote_tmp)
     password = session.settings.sudo_password
-    status, _, err = session.send_file(
+    result = session.send_file(
         str(local), _sudo(session, f"sh -c {shlex.quote(f'umask 022; mkdir -p {folder}; cat > {tmp} || {{ rm -f {tmp}; exit 1; }}')}"),
         preamble=(password + "\n").encode() if password is not None else b"")
-    if status != 0:
-        if "No space left" in err:
+    if result.return_code != 0:
+        if "No space left" in result.stderr:
             raise ProvisionError(f"no space left on the board for {remote_tmp.rsplit('/', 1)[0]}: the old files "
                                  "are untouched; free some space and rerun")
-        raise ProvisionError(f"upload to {remote_tmp} failed: {err.strip() or status}")
+        raise ProvisionError(f"upload to {remote_tmp} failed: {result.stderr.strip() or result.return_code}")
 
 
 def _sudo(session: BoardSession, command: str) -> str:
