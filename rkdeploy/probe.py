@@ -42,7 +42,7 @@ p uname "$(uname -m -r -n)"
 for d in /proc/device-tree /sys/firmware/devicetree/base; do
   if [ -r "$d/compatible" ]; then
     p compatible "$(tr '\\000' ' ' < "$d/compatible")"
-    p model "$(tr -d '\\000' < "$d/model" 2>/dev/null)"
+    m=""; IFS= read -r m < "$d/model" 2>/dev/null; p model "$m"    # a builtin: the trailing NUL ends the text
     break
   fi
 done
@@ -56,8 +56,10 @@ _VERSION_GREP = ("grep -a -o -m 1 -E 'librknnm?rt version: [0-9][0-9A-Za-z.+_-]*
 
 def _runtime_versions_section() -> str:
     paths = " ".join(shlex.quote(p) for p in RUNTIME_PATHS)
-    return f"""for f in {paths}; do
-  [ -e "$f" ] && p runtime_version "$f|$({_VERSION_GREP} "$f" 2>/dev/null | head -n 1)"
+    return f"""nl='
+'
+for f in {paths}; do
+  [ -e "$f" ] && v=$({_VERSION_GREP} "$f" 2>/dev/null) && p runtime_version "$f|${{v%%"$nl"*}}"
 done
 """
 
@@ -129,7 +131,8 @@ def _models_section(model_dir: str) -> str:
     return f"""md={md}
 if [ -d "$md" ]; then [ -w "$md" ] && p model_dir "$md|writable" || p model_dir "$md|present"; else p model_dir "$md|absent"; fi
 d="$md"; while [ ! -e "$d" ]; do d=${{d%/*}}; d=${{d:-/}}; done
-df -Pk "$d" 2>/dev/null | while read -r fs blocks used avail cap mnt; do [ "$fs" = Filesystem ] || p model_dir_free "$avail"; done
+set -f; set -- $(df -Pk "$d" 2>/dev/null); set +f    # header (7 words), then the line: Available is word 11
+[ $# -ge 11 ] && p model_dir_free "${{11}}"
 # few processes from here (one readlink per model): on a slow board every started process counts
 for cur in "$md"/*/current.rknn; do
   [ -L "$cur" ] || continue

@@ -32,5 +32,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip > /dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+# compat: a plain path entry, not an import hook that every start-up of the venv's Python would load
+.venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 echo "setup: ready (.venv/bin/inv, .venv/bin/rkdeploy)"

@@ -26,6 +26,7 @@ def test_check_json_reports_exactly_what_the_lab_installed_in_one_remote_command
         facts = entry["facts"]
         assert entry["remote_commands"] == 1
         assert facts["arch"] == "aarch64" and facts["soc"] == profile["soc"]
+        assert facts["model"] == profile["model"]                # read from the device tree, NUL and all
         assert facts["npu_driver"]["release"] == profile["npu_driver"]
         installed = profile["installed"]
         runtime = facts["runtime"]["version"]["release"] if facts["runtime"] else None
