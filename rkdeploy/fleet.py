@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from .connection import HostKeyRefused, SshSettings, Unreachable, open_connection
 from .inventory import Board
@@ -189,6 +190,17 @@ def classify(error: BaseException) -> tuple[str, str]:
     return FAILED, f"{type(error).__name__}: {error}"
 
 
+class _LastColumn(ProgressColumn):
+    """The last board done, or for the upload task bytes and speed: worked out only when the display
+    refreshes (a few times a second), never per block sent, which would cost the senders CPU."""
+
+    def render(self, task) -> Text:
+        if not task.fields.get("bytes"):
+            return Text(task.fields.get("last", ""))
+        speed = f" {task.speed / 1e6:.1f} MB/s" if task.speed else ""
+        return Text(f"{task.completed / 1e6:.1f}/{task.total / 1e6:.1f} MB{speed}")
+
+
 def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], settings: SshSettings, *,
               label: str, parallel: int = 32, fail_percent: float | None = None,
               console: Console | None = None, retry_dir: Path | None = None, transfer_bytes: int = 0) -> FleetRun:
@@ -223,23 +235,18 @@ def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], s
                     stop.set()
         return result
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
-                        console=console, transient=True, disable=not console.is_terminal)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _LastColumn(),
+                        TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
     transfer = None
 
     def on_sent(delta: int) -> None:
-        if transfer is None:
-            return
-        progress.advance(transfer, delta)
-        t = progress.tasks[transfer]
-        speed = f"{t.speed / 1e6:.1f} MB/s" if t.speed else ""
-        progress.update(transfer, last=f"{t.completed / 1e6:.1f}/{t.total / 1e6:.1f} MB {speed}")
+        if transfer is not None:
+            progress.advance(transfer, delta)
 
     with progress, ThreadPoolExecutor(max_workers=max(1, min(parallel, len(boards) or 1))) as pool:
         task = progress.add_task(label, total=len(boards), last="")
-        if transfer_bytes:
-            transfer = progress.add_task("upload", total=transfer_bytes, last="")
+        if transfer_bytes and not progress.disable:
+            transfer = progress.add_task("upload", total=transfer_bytes, last="", bytes=True)
         futures = [pool.submit(one, b) for b in boards]
         by_future = dict(zip(futures, boards))
         for future in as_completed(futures):

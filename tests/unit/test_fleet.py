@@ -66,3 +66,27 @@ def test_a_refused_port_is_reported_unreachable_after_retries():
         board = Board(name="x", host="127.0.0.1", port=port)
         with pytest.raises(Unreachable, match="connection refused"):
             open_connection(board, SshSettings(connect_timeout=3, retries=2))
+
+
+def test_a_terminal_sees_upload_bytes_and_speed_while_boards_send():
+    screen = StringIO()
+    shown = threading.Event()
+
+    def job(session):
+        for _ in range(4):
+            session.on_sent(1_000_000)
+        if session.board.name == "b0":
+            shown.wait(5)                      # keep the display up until a refresh has drawn the bytes
+        return BoardResult(session.board.name, CHANGED)
+
+    def watch():
+        while not shown.is_set():
+            shown.wait(0.05)
+            if "/24.0 MB" in screen.getvalue():
+                shown.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    run = run_fleet(BOARDS, job, SshSettings(), label="deploy", parallel=6, transfer_bytes=24_000_000,
+                    console=Console(file=screen, force_terminal=True, width=120))
+    assert run.count(CHANGED) == len(BOARDS)
+    assert shown.is_set(), screen.getvalue()[-300:]
