@@ -122,45 +122,46 @@ def _metadata(model: RknnModel, name: str) -> str:
 
 
 # Hash with OpenSSL when the board has it: it uses the CPU's SHA instructions, coreutils' sha256sum
-# does not (several times slower on a board's small cores).
-HASH_FILE = ('if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r "$t"; else sha256sum "$t"; fi '
-             '| { read -r h _; echo "$h"; }')
+# does not (several times slower on a board's small cores). Either prints the digest as its first word.
+HASH_FILE = 'if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r "$t"; else sha256sum "$t"; fi'
 CORRUPT_EXIT, WRITE_FAILED_EXIT = 3, 6
 
 
 def activate_script(model_dir: str, name: str, sha12: str, prune: list[str]) -> str:
-    """Run under the board lock: switch current.rknn to a kept version with a rename, then drop pruned
-    versions (never the active one) and the leftovers of interrupted uploads."""
-    lines = ["set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}",
-             f"[ -f versions/{sha12}.rknn ] || {{ echo 'version {sha12} is not on the board' >&2; exit 4; }}",
-             f"ln -sfn versions/{sha12}.rknn .current.tmp", "mv -T -f .current.tmp current.rknn"]
-    for old in prune:
-        lines.append(f'[ "$(readlink current.rknn)" = versions/{shlex.quote(old)}.rknn ] || '
-                     f"rm -f versions/{shlex.quote(old)}.rknn versions/{shlex.quote(old)}.json")
-    lines.append("rm -f versions/.*.part-* versions/.*.json.tmp")
-    return "\n".join(lines) + "\n"
+    """Run under the board lock: switch current.rknn to a kept version with a rename, then remove the pruned
+    versions and what interrupted uploads left. Few processes: on a slow board each one counts."""
+    pruned = " ".join(f"versions/{shlex.quote(old)}.rknn versions/{shlex.quote(old)}.json"
+                      for old in prune if old != sha12)       # never the version just made active
+    return "\n".join([
+        "set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}",
+        f"[ -f versions/{sha12}.rknn ] || {{ echo 'version {sha12} is not on the board' >&2; exit 4; }}",
+        f"ln -sfn versions/{sha12}.rknn .current.tmp", "mv -T -f .current.tmp current.rknn",
+        f"set -- {pruned}",
+        'for f in versions/.*.part-*; do [ -e "$f" ] && set -- "$@" "$f"; done',
+        '[ $# = 0 ] || rm -f -- "$@"', ""])
 
 
-def receive_script(model_dir: str, name: str, sha256: str, size: int, metadata: str, prune: list[str], *,
+def receive_script(model_dir: str, name: str, sha256: str, metadata: str, prune: list[str], *,
                    prepare: bool) -> str:
     """One remote command, run under the board lock, with the model on its stdin: write it to a hidden
-    temporary file, check its size and sha256, rename it into versions/ and activate it. Anything short
-    of that removes the temporary file and leaves the active model as it was: exit 6 if the board could
-    not write it (cat's own message, e.g. "No space left on device", is on stderr), 3 if what arrived is
-    not the model."""
+    temporary file, check its sha256 (which also catches a short file), rename it into versions/ next to
+    its metadata and activate it. Anything short of that removes the temporary file and leaves the active
+    model as it was: exit 6 if the board could not write it (cat's own message, e.g. "No space left on
+    device", is on stderr), 3 if what arrived is not the model."""
     sha12 = sha256[:12]
     receive = "\n".join([
         "set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}", "umask 022",
         f"t=versions/.{sha12}.rknn.part-{secrets.token_hex(4)}",
         "trap 'rm -f \"$t\"' EXIT",
         f'cat > "$t" || {{ echo "writing the model on the board failed" >&2; exit {WRITE_FAILED_EXIT}; }}',
-        f'got=$(stat -c %s "$t"); [ "$got" = {int(size)} ] || '
-        f'{{ echo "the upload did not arrive intact ($got of {int(size)} bytes)" >&2; exit {CORRUPT_EXIT}; }}',
-        f'[ "$({HASH_FILE})" = {sha256} ] || {{ echo "the upload did not arrive intact (sha256 differs)" >&2; '
+        f"set -- $({HASH_FILE})",
+        f'[ "$1" = {sha256} ] || {{ echo "the upload did not arrive intact (its sha256 differs)" >&2; '
         f'exit {CORRUPT_EXIT}; }}',
-        f"printf '%s\\n' {shlex.quote(metadata)} > versions/.{sha12}.json.tmp",
-        f"mv -f versions/.{sha12}.json.tmp versions/{sha12}.json",
-        f'mv -f "$t" versions/{sha12}.rknn', ""])
+        f'mv -f "$t" versions/{sha12}.rknn',
+        # Written after the model: a version's metadata never names a file that is not there.
+        f"printf '%s\\n' {shlex.quote(metadata)} > versions/{sha12}.json || "
+        f"{{ rm -f versions/{sha12}.rknn versions/{sha12}.json; exit {WRITE_FAILED_EXIT}; }}",
+        ""])
     return (prepare_script(model_dir, name) if prepare else "") + receive + activate_script(model_dir, name, sha12, prune)
 
 
@@ -190,7 +191,7 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
             if plan.action == "activate":
                 _run(session, activate_script(where, final_name, plan.sha12, plan.prune))
             else:
-                script = receive_script(where, final_name, model.sha256, model.size, _metadata(model, final_name),
+                script = receive_script(where, final_name, model.sha256, _metadata(model, final_name),
                                         plan.prune, prepare=plan.prepare)
                 result = session.send_file(model.path, script)
                 if result.return_code != 0:

@@ -30,15 +30,14 @@ def probe_script(python: str = "python3", sudo_password_on_stdin: bool = False, 
     sudo password: read into a shell variable and fed to `sudo -S` through a builtin, so it never
     appears in an argv, a log or the command text.
 
-    `system=False` leaves out what only check/provision need (root, files' checksums, server, Python):
-    every process counts on a slow board, and deploy needs just identity, runtime and models."""
+    `system=False` leaves out what only check/provision need (uname, root, files' checksums, server, Python):
+    every process counts on a slow board, and deploy needs just the SoC, the runtime and the models."""
     read_pw = 'IFS= read -r RKD_PW || RKD_PW=""' if sudo_password_on_stdin else 'RKD_PW=""'
     models = _models_section(model_dir) if model_dir else ""
     body = _system_section(python, extra_paths) if system else _runtime_versions_section()
     return f"""LC_ALL=C; export LC_ALL
 {read_pw}
 p() {{ printf '%s=%s\\n' "$1" "$2"; }}
-p uname "$(uname -m -r -n)"
 for d in /proc/device-tree /sys/firmware/devicetree/base; do
   if [ -r "$d/compatible" ]; then
     p compatible "$(tr '\\000' ' ' < "$d/compatible")"
@@ -66,7 +65,8 @@ done
 
 def _system_section(python: str, extra_paths: tuple[str, ...]) -> str:
     files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
-    return f"""uid=$(id -u)
+    return f"""p uname "$(uname -m -r -n)"
+uid=$(id -u)
 asroot() {{
   if [ "$uid" = 0 ]; then "$@"
   elif [ -n "$RKD_PW" ]; then printf '%s\\n' "$RKD_PW" | sudo -S -p '' "$@"
