@@ -125,7 +125,14 @@ def main() -> None:
               "deploy_vs_scp": round(med["rkdeploy deploy"] / med["scp floor"], 2),
               "redeploy_vs_ssh_round_trip": round(med["rkdeploy re-deploy"] / med["ssh true floor"], 2),
               "library_deploy_vs_scp": round(med["library deploy"] / med["scp floor"], 2),
-              "library_redeploy_vs_ssh_round_trip": round(med["library re-deploy"] / med["ssh true floor"], 2)}
+              "library_redeploy_vs_ssh_round_trip": round(med["library re-deploy"] / med["ssh true floor"], 2),
+              # Each round's own ratio, then their median: robust to the machine speeding up or slowing
+              # down between rounds (a shared VM does), which a ratio of medians is not.
+              "paired_median_ratios": {f"{k} / {floor}": round(statistics.median(
+                  a / b for a, b in zip(samples[k], samples[floor])), 2) for k, floor in (
+                  ("rkdeploy deploy", "scp floor"), ("library deploy", "scp floor"),
+                  ("rkdeploy re-deploy", "ssh true floor"), ("library re-deploy", "ssh true floor"))},
+              "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()}}
     print(json.dumps(report, indent=1))
     (ROOT / "benchmarks/results").mkdir(exist_ok=True)
     (ROOT / f"benchmarks/results/deploy-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=1))

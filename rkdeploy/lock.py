@@ -21,23 +21,32 @@ class BoardBusy(RuntimeError):
     """Another rkdeploy run holds the board's lock."""
 
 
+def lock_command(wait: float) -> str:
+    """Shell that takes the lock (waiting up to `wait` s), says "locked" and holds it while beats arrive."""
+    return ('l=/run/lock; { [ -d "$l" ] && [ -w "$l" ]; } || l=/tmp; '
+            f'exec flock -w {wait:g} -E {BUSY_EXIT} "$l"/{shlex.quote(LOCK_FILE)} '
+            f"sh -c 'echo locked; while [ -n \"$(timeout {HEARTBEAT_TIMEOUT} head -n 1)\" ]; do :; done'")
+
+
 class BoardLock:
-    def __init__(self, session, wait: float = 60.0):
+    """`with BoardLock(session):` takes the board's lock on a channel of its own. A command that ends in
+    `lock_command()` (deploy's probe does, to save a round trip) hands over its channel and line reader."""
+
+    def __init__(self, session, wait: float = 60.0, channel=None, reader=None):
         self.session = session
         self.wait = wait
-        self.channel = None
+        self.channel = channel
+        self.reader = reader
         self._stop = threading.Event()
 
     def __enter__(self) -> "BoardLock":
-        command = (
-            'l=/run/lock; { [ -d "$l" ] && [ -w "$l" ]; } || l=/tmp; '
-            f'exec flock -w {self.wait:g} -E {BUSY_EXIT} "$l"/{shlex.quote(LOCK_FILE)} '
-            f"sh -c 'echo locked; while [ -n \"$(timeout {HEARTBEAT_TIMEOUT} head -n 1)\" ]; do :; done'")
-        self.session.commands += 1
-        self.channel = self.session.conn.transport.open_session()
+        if self.channel is None:
+            self.session.commands += 1
+            self.channel = self.session.conn.transport.open_session()
+            self.channel.exec_command(lock_command(self.wait))
+            self.reader = self.channel.makefile("r")
         self.channel.settimeout(self.wait + self.session.settings.connect_timeout)
-        self.channel.exec_command(command)
-        line = self.channel.makefile("r").readline().strip()
+        line = self.reader.readline().strip()
         if line != "locked":
             status = self.channel.recv_exit_status()
             self.channel.close()
@@ -56,6 +65,10 @@ class BoardLock:
                 return
 
     def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Stop the beats and close the channel: the board's holder sees the end of its input and lets go."""
         self._stop.set()
         if self.channel is not None:
             try:

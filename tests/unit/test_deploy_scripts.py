@@ -17,7 +17,7 @@ SHA = hashlib.sha256(MODEL).hexdigest()
 
 def run(script: str, stdin: bytes = b"", path: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=path or os.environ["PATH"])
-    return subprocess.run(["/bin/sh", "-c", script], input=stdin, capture_output=True, env=env)
+    return subprocess.run(["/bin/sh", "-c", script], input=stdin, capture_output=True, env=env, timeout=30)
 
 
 def receive(models: Path, stdin: bytes, prune=(), prepare=False, path=None):
@@ -71,3 +71,15 @@ def test_pruning_never_removes_the_active_version(tmp_path):
     assert done.returncode == 0, done.stderr
     assert model_files(tmp_path) == ["bbbbbbbbbbbb.rknn"]
     assert os.readlink(tmp_path / "det/current.rknn") == "versions/bbbbbbbbbbbb.rknn"
+
+
+def test_the_probe_takes_the_lock_only_when_the_model_is_not_already_active(tmp_path):
+    from rkdeploy.deploy import probe_and_lock_script
+    from rkdeploy.probe import parse_probe
+
+    assert receive(tmp_path, MODEL, prepare=True).returncode == 0
+    same = run(probe_and_lock_script(str(tmp_path), "det", SHA[:12], wait=5))        # stdin at EOF: no beats
+    other = run(probe_and_lock_script(str(tmp_path), "det", "0" * 12, wait=5))
+    assert same.returncode == 0 and not same.stdout.endswith(b"locked\n")
+    assert other.returncode == 0 and other.stdout.endswith(b"end=ok\nlocked\n")
+    assert parse_probe(same.stdout.decode()).models_current == {"det": f"versions/{SHA[:12]}.rknn"}
