@@ -103,11 +103,19 @@ def make_connection(board: Board, settings: SshSettings) -> Connection:
         connect_kwargs.update(key_filename=[board.key], allow_agent=False, look_for_keys=False)
     conn = Connection(host=board.host, user=board.user, port=board.port if board.port != 22 else None,
                       connect_timeout=settings.connect_timeout, connect_kwargs=connect_kwargs, config=config)
+    _check_host_keys(conn, settings)
+    return conn
+
+
+def _check_host_keys(conn: Connection, settings: SshSettings) -> None:
+    """The board's key must be in our known_hosts, and so must every ProxyJump host's on the way: Fabric
+    builds those gateway connections itself, with a policy that would accept any key."""
     name = conn.host if int(conn.port) == 22 else f"[{conn.host}]:{conn.port}"
     for keytype, key in (_known_hosts(settings.known_hosts).lookup(name) or {}).items():
         conn.client.get_host_keys().add(name, keytype, key)
     conn.client.set_missing_host_key_policy(_KnownHostsPolicy(settings))
-    return conn
+    if isinstance(conn.gateway, Connection):
+        _check_host_keys(conn.gateway, settings)
 
 
 def open_connection(board: Board, settings: SshSettings) -> Connection:

@@ -142,3 +142,26 @@ def test_a_sudo_password_is_asked_once_used_for_root_facts_and_never_shown(tmp_p
         assert "rocklab" not in transcript and "rocklab" not in typed.stderr
     finally:
         lab.down()
+
+
+def test_ssh_config_aliases_and_proxyjump_work_and_an_unknown_jump_host_key_is_refused(lab, tmp_path):
+    jump, inner, aliased = lab.boards()[:3]
+    config = tmp_path / "ssh_config"
+    config.write_text("".join(f"Host {alias}\n  HostName {b.ip}\n  User rock\n  IdentityFile {lab.key}\n"
+                              for alias, b in (("jumpbox", jump), ("inner", inner), ("aliased", aliased)))
+                      + "Host inner\n  ProxyJump jumpbox\n")
+    known = tmp_path / "known_hosts"
+
+    def check(known_lines):
+        known.write_text("".join(known_lines))
+        inventory = tmp_path / "inventory.yaml"
+        inventory.write_text(f"settings:\n  known_hosts: {known}\n  ssh_config: {config}\n"
+                             "boards:\n  by-alias:\n    host: aliased\n  by-jump:\n    host: inner\n")
+        return {b["board"]: b for b in check_json(inventory)[1]["boards"]}
+
+    every = lab.known_hosts.read_text().splitlines(keepends=True)
+    by = check(every)
+    assert by["by-alias"]["facts"]["hostname"] == aliased.name and by["by-jump"]["facts"]["hostname"] == inner.name
+    by = check([line for line in every if not line.startswith(f"{jump.ip} ")])      # the jump host unknown
+    assert by["by-jump"]["status"] == "failed" and f"unknown host key for {jump.ip}" in by["by-jump"]["error"]
+    assert by["by-alias"]["status"] != "failed"

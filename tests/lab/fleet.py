@@ -210,7 +210,8 @@ class Lab:
             "defaults": {"user": "rock", "port": 22, "key": str(self.key)},
             "boards": boards,
         }
-        header = (f"# Written by `inv lab.up` for lab {self.name!r}: {len(fleet)} emulated boards.\n"
+        kind = "native x86 sshd" if any(b.native for b in fleet) else "emulated aarch64"
+        header = (f"# Written by `inv lab.up` for lab {self.name!r}: {len(fleet)} {kind} boards.\n"
                   "# Use it as any inventory: inv check --all --inventory THIS_FILE\n")
         self.inventory.write_text(header + yaml.safe_dump(doc, sort_keys=False))
 
