@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import inventory_copy, rkdeploy_in, ssh
 from tests.lab import faults
@@ -133,3 +134,25 @@ def test_server_stop_start_and_status_follow_the_boards_own_way_of_running_it(la
     status = json.loads(rkdeploy_in(bundles, "server.status", "--host", b.name, "--json", "--inventory", inv).stdout)
     assert status["boards"][0]["plan"]["running"] is True
     assert status["boards"][0]["plan"]["manager"] == "start_rknn.sh"
+
+
+def test_lite2_goes_into_the_virtualenv_the_inventory_names_and_the_system_python_is_left_alone(lab, bundles, tmp_path):
+    b = board(lab, "rk3568-fresh")
+    made = ssh(lab, b, "python3 -m venv /home/rock/venv && /home/rock/venv/bin/python -m pip --version", timeout=600)
+    assert made.returncode == 0, made.stderr
+    doc = yaml.safe_load(lab.inventory.read_text())
+    doc["boards"][b.name]["python"] = "/home/rock/venv/bin/python"
+    inventory = tmp_path / "venv-inventory.yaml"
+    inventory.write_text(yaml.safe_dump(doc))
+    system_lite2 = ssh(lab, b, "python3 -c 'import rknnlite' 2>&1 && echo present || echo absent").stdout.split()[-1]
+
+    proc, doc = provision(bundles, inventory, "--host", b.name)
+    assert proc.returncode == 0 and doc["boards"][0]["status"] in ("changed", "ok"), doc
+    out = ssh(lab, b, "/home/rock/venv/bin/python -c 'from rknnlite.api import RKNNLite; import rknnlite; "
+                      "print(rknnlite.__file__)'", timeout=180)
+    assert out.returncode == 0 and out.stdout.startswith("/home/rock/venv/lib/"), out.stderr
+    assert ssh(lab, b, "python3 -c 'import rknnlite' 2>&1 && echo present || echo absent").stdout.split()[-1] == system_lite2
+    _, boards = check(bundles, inventory, "--host", b.name)
+    assert boards[b.name]["facts"]["lite2"]["release"] == "2.3.2"
+    proc, doc = provision(bundles, inventory, "--host", b.name)
+    assert (doc["boards"][0]["status"], doc["boards"][0]["bytes_sent"]) == ("ok", 0)
