@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json as jsonlib
 
-from invoke import Exit, task
+from invoke import Exit
 
 from ..check import check_job, exit_code, to_json
 from ..check_report import render_check
 from ..policy import Target
 from ..versions import release_of
 from . import common
-from .common import SELECT_HELP
+from .common import SELECT_HELP, task
 
 
 @task(help={**SELECT_HELP, "sdk": "the SDK release the fleet should run (default: rkdeploy.sdk)",

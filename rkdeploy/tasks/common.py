@@ -5,6 +5,9 @@ import getpass
 import sys
 from pathlib import Path
 
+import functools
+
+import invoke
 from invoke import Exit
 from rich.console import Console
 
@@ -30,6 +33,11 @@ SELECT_HELP = {
 OPTION_HELP = {**SELECT_HELP,
                "model-dir": "model directory on the boards (default: board var model_dir, else /opt/rkdeploy/models)",
                "lock-wait": "seconds to wait for another run's lock on a board (default 60)"}
+
+
+# Long options only: Invoke would derive short flags from the letters each task happens to have free, so
+# --accept-new-host-keys would be -c in one task and -e or -t in others (and --fail-percent even `--`).
+task = functools.partial(invoke.task, auto_shortflags=False)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> Exit:

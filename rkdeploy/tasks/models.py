@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json as jsonlib
 
-from invoke import Exit, task
+from invoke import Exit
 from rich.console import Console
 
 from ..deploy import DeployError, deploy_job, model_name
@@ -11,7 +11,7 @@ from ..fleet import exit_code as fleet_exit_code
 from ..models import list_job, remove_job, rollback_job
 from ..models_report import recap, render_deploy, render_model, render_model_list
 from . import common
-from .common import OPTION_HELP, SELECT_HELP
+from .common import OPTION_HELP, SELECT_HELP, task
 
 
 DEPLOY_HELP = {**SELECT_HELP, "name": "name on the boards (default: the file name without .rknn)",

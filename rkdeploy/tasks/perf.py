@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke import Exit
 
 from ..diagnose import diagnose
 from ..fleet import exit_code as fleet_exit_code
@@ -17,7 +17,7 @@ from ..perf_report import regressions, render_perf, rows, to_csv
 from ..settings import state_dir
 from ..toolkit import ToolkitError, read_toolkit
 from . import common
-from .common import SELECT_HELP
+from .common import SELECT_HELP, task
 
 
 PERF_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "accept-new-host-keys"),

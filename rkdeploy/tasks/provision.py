@@ -5,14 +5,14 @@ import json as jsonlib
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke import Exit
 
 from ..bundle import BundleError, import_sdk, list_versions, load_bundle, verify
 from ..fleet import exit_code as fleet_exit_code
 from ..provision import provision_job, rollback_job as provision_rollback_job, server_job
 from ..provision_report import render_provision
 from . import common
-from .common import OPTION_HELP, SELECT_HELP
+from .common import OPTION_HELP, SELECT_HELP, task
 
 
 @task(name="import", positional=["path"], help={
