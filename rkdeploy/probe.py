@@ -107,8 +107,15 @@ if [ -n "$py" ]; then
   p python_tag "cp$(echo "$mm" | tr -d .)"
   venv=$(dirname "$(dirname "$py")")
   [ -e "/usr/include/python$mm/Python.h" ] || [ -e "$venv/include/python$mm/Python.h" ] && p python_h yes
-  for site in "$venv/lib/python$mm/site-packages" /usr/lib/python3/dist-packages "/usr/local/lib/python$mm/dist-packages" \
-              "/usr/lib/python$mm/site-packages" "$HOME/.local/lib/python$mm/site-packages"; do
+  # Only where this Python looks: a virtualenv sees the system's packages only if made to.
+  set -- /usr/lib/python3/dist-packages "/usr/local/lib/python$mm/dist-packages" "/usr/lib/python$mm/site-packages"
+  if [ -f "$venv/pyvenv.cfg" ]; then
+    grep -qiE '^include-system-site-packages *= *true' "$venv/pyvenv.cfg" || set --
+    set -- "$venv/lib/python$mm/site-packages" "$@"
+  else
+    set -- "$@" "$HOME/.local/lib/python$mm/site-packages"
+  fi
+  for site in "$@"; do
     for d in "$site"/rknn_toolkit_lite2-*.dist-info "$site"/pip-*.dist-info; do
       [ -d "$d" ] || continue
       n=${{d##*/}}; n=${{n%.dist-info}}

@@ -84,3 +84,22 @@ def test_the_light_probe_reads_a_model_directory_on_this_machine(tmp_path):
     missing = parse_probe(subprocess.run(["sh", "-c", probe_script(model_dir=str(tmp_path / "a/b/c"), system=False)],
                                          capture_output=True, text=True, timeout=60).stdout)
     assert missing.model_dir_state == "absent" and missing.model_dir_free_kb > 0
+
+
+def test_a_virtualenv_python_is_judged_by_its_own_packages_only(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin/python"
+    mm = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+    site = venv / f"lib/python{mm}/site-packages"
+
+    def lite2():
+        out = subprocess.run(["sh", "-c", probe_script(python=str(python))], capture_output=True, text=True, timeout=60)
+        facts = parse_probe(out.stdout)
+        return (facts.lite2.release if facts.lite2 else None), facts.pip
+
+    assert lite2() == (None, "")                    # this machine's system packages are not the venv's
+    (site / "rknn_toolkit_lite2-2.3.2.dist-info").mkdir()
+    (site / "pip-24.0.dist-info").mkdir()
+    assert lite2() == ("2.3.2", "24.0")
