@@ -182,8 +182,8 @@ def classify(error: BaseException) -> tuple[str, str]:
     if isinstance(error, Unreachable):
         return UNREACHABLE, str(error)
     if isinstance(error, TimeoutError):
-        return UNREACHABLE, str(error)
-    if isinstance(error, (EOFError, ConnectionError, TimeoutError)) or type(error).__name__ in ("SSHException", "ProxyCommandFailure"):
+        return UNREACHABLE, str(error) or "timed out (link lost?)"
+    if isinstance(error, (EOFError, ConnectionError)) or type(error).__name__ in ("SSHException", "ProxyCommandFailure"):
         return UNREACHABLE, f"connection lost: {error or type(error).__name__}"
     if isinstance(error, (HostKeyRefused, PermissionError)):
         return FAILED, str(error)
