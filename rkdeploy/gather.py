@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .facts import BoardFacts
-from .fleet import BoardSession
+from .fleet import OK, BoardResult, BoardSession
 from .probe import parse_probe, probe_script
 
 
@@ -14,3 +14,8 @@ def gather_facts(session: BoardSession, extra_paths: tuple[str, ...] = (), model
                           model_dir=model_dir, system=system)
     result = session.run(script, stdin=(password + "\n") if password is not None else None)
     return parse_probe(result.stdout)
+
+
+def python_tag_job(session: BoardSession) -> BoardResult:
+    """The board's CPython tag (e.g. cp311) as its probe reads it, for wheels that must match it."""
+    return BoardResult(session.board.name, OK, data=gather_facts(session).python_tag or None)

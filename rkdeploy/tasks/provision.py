@@ -9,6 +9,7 @@ from invoke import Exit
 
 from ..bundle import BundleError, import_sdk, list_versions, load_bundle, verify
 from ..fleet import exit_code as fleet_exit_code
+from ..gather import python_tag_job
 from ..provision import provision_job, rollback_job as provision_rollback_job, server_job
 from ..provision_report import render_provision
 from . import common
@@ -17,16 +18,36 @@ from .common import OPTION_HELP, SELECT_HELP, task
 
 @task(name="import", positional=["path"], help={
     "path": "an rknn-toolkit2 checkout or SDK release tree (1.5.x or 2.x layout)",
-    "python": "Python tags the fleet runs, comma-separated (default: cp311; e.g. 3.8,3.10,3.11 or cp310)"})
-def bundle_import(c, path, python="cp311"):
+    "python": "Python tags the fleet runs, comma-separated (default: cp311; e.g. 3.8,3.10,3.11 or cp310), "
+              "or 'fleet': read them from every board of the inventory over SSH",
+    "inventory": SELECT_HELP["inventory"], "accept-new-host-keys": SELECT_HELP["accept-new-host-keys"]})
+def bundle_import(c, path, python="cp311", inventory=None, accept_new_host_keys=False):
     """Make bundles/<version>/ from an SDK tree: files pinned by sha256, plus an offline lite2 wheelhouse."""
-    tags = [t if t.startswith("cp") else "cp" + t.replace(".", "") for t in python.split(",") if t]
+    if python == "fleet":
+        tags = _fleet_python_tags(c, inventory, accept_new_host_keys)
+    else:
+        tags = [t if t.startswith("cp") else "cp" + t.replace(".", "") for t in python.split(",") if t]
     try:
         bundle = import_sdk(Path(path), common.bundles_dir(c), tags, log=lambda m: print(m, file=sys.stderr))
     except BundleError as e:
         raise common.fail(str(e)) from None
     print(f"bundle {bundle.version} ({bundle.layout} layout): {len(bundle.files)} files, "
           f"lite2 for {', '.join(bundle.wheels) or 'no Python'} → {bundle.root}")
+
+
+def _fleet_python_tags(c, inventory, accept_new_host_keys) -> list[str]:
+    inv, boards = common.selection(c, inventory, None, None, True)
+    run = common.run(c, inv, boards, python_tag_job, common.settings(c, inv, accept_new_host_keys, False), "python")
+    tags = sorted({r.data for r in run.results if r.data})
+    unread = [f"{r.board} ({r.status}: {r.error})" if r.error else f"{r.board} (no Python)"
+              for r in run.results if not r.data]
+    if unread:
+        print(f"rkdeploy: Python not read on {len(unread)} board(s): {'; '.join(unread)}. The bundle covers "
+              f"{', '.join(tags) or 'none'}; add others with --python", file=sys.stderr)
+    if not tags:
+        raise common.fail("no board's Python could be read: pass --python TAGS (e.g. 3.10,3.11)")
+    print(f"fleet Python: {', '.join(tags)}", file=sys.stderr)
+    return tags
 
 
 @task(name="list")

@@ -156,3 +156,20 @@ def test_lite2_goes_into_the_virtualenv_the_inventory_names_and_the_system_pytho
     assert boards[b.name]["facts"]["lite2"]["release"] == "2.3.2"
     proc, doc = provision(bundles, inventory, "--host", b.name)
     assert (doc["boards"][0]["status"], doc["boards"][0]["bytes_sent"]) == ("ok", 0)
+
+
+def test_bundle_import_takes_the_python_tags_from_the_fleet_and_names_the_boards_it_could_not_read(lab, tmp_path):
+    from tests.lab.sdk import cached_tree
+
+    cut = board(lab, "rk3568-fresh")
+    inventory = inventory_copy(lab, tmp_path, connect_timeout=5)
+    faults.cut_link(cut)
+    try:
+        proc = rkdeploy_in(tmp_path, "bundle.import", str(cached_tree("2.3.2")), "--python", "fleet",
+                           "--inventory", str(inventory))
+    finally:
+        faults.restore_link(cut)
+    assert proc.returncode == 0, proc.stderr
+    assert "fleet Python: cp311" in proc.stderr and f"{cut.name} (unreachable" in proc.stderr
+    assert "lite2 for cp311" in proc.stdout
+    assert list((tmp_path / "bundles/2.3.2/wheelhouse").iterdir()) == [tmp_path / "bundles/2.3.2/wheelhouse/cp311"]
