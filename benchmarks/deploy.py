@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import struct
 import subprocess
@@ -119,6 +120,7 @@ def main() -> None:
                 for label, step in (steps if r % 2 == 0 else steps[::-1]):
                     samples[label].append(timed(step))
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         lab.down()
     med = {k: statistics.median(v) for k, v in samples.items()}
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",

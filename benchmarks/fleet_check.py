@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -136,6 +137,7 @@ def main() -> None:
     _, _, out = timed([str(ROOT / ".venv/bin/rkdeploy"), "check", "--all", "--json", "--inventory", str(lab.inventory)])
     commands = sorted({b["remote_commands"] for b in json.loads(out)["boards"]})
     if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
         lab.down()
     floor_median = statistics.median(w for w, _ in samples["floor (ssh, curve25519)"])
     rows = []

@@ -183,7 +183,7 @@ def test_lab_down_leaves_no_namespace_link_mount_or_process_even_after_a_crash()
     assert state["boards"][0]["pid"]
     Lab(name).down()
     assert _traces(name, links) == []
-    assert not lab.state_file.exists()
+    assert not lab.state_file.exists() and not lab.dir.exists()
 
 
 def test_boards_whose_state_was_lost_are_still_found_and_ended_by_lab_down():

@@ -246,8 +246,12 @@ class Lab:
         if Path(f"/sys/class/net/{self.bridge}").exists():
             run(["ip", "link", "del", self.bridge], check=False)
         shutil.rmtree(self.dir / "boards", ignore_errors=True)
-        for f in (self.state_file, self.inventory, self.known_hosts):
+        for f in (self.state_file, self.inventory, self.known_hosts, self.key, self.key.with_suffix(".pub")):
             f.unlink(missing_ok=True)
+        try:
+            self.dir.rmdir()                       # only if nothing else (a user's file) is in it
+        except OSError:
+            pass
         if not any(p.exists() for p in LAB_ROOT.glob("*/state.json")):
             _unregister_setuid_binfmt()
 
