@@ -55,6 +55,11 @@ class DeployPlan:
         return {k: v for k, v in self.__dict__.items()}
 
 
+def board_model_dir(board, model_dir: str | None) -> str:
+    """--model-dir, else the board's `model_dir` var, else the default."""
+    return model_dir or board.vars.get("model_dir") or DEFAULT_MODEL_DIR
+
+
 def model_name(model: RknnModel, name: str | None) -> str:
     value = name or re.sub(r"\.rknn$", "", model.path.rsplit("/", 1)[-1])
     if not NAME_RE.match(value):
@@ -177,10 +182,11 @@ def prepare_script(model_dir: str, name: str) -> str:
 
 def probe_and_lock_script(model_dir: str, name: str, sha12: str, wait: float) -> str:
     """The light probe, then, unless the model's active version already is sha12 (nothing to do, no lock),
-    the board lock on the same channel: a rollout costs one round trip less, a re-deploy no lock at all."""
-    current = shlex.quote(f"{model_dir}/{name}/current.rknn")
-    return (probe_script(model_dir=model_dir, system=False)
-            + f'[ "$(readlink {current} 2>/dev/null)" = versions/{sha12}.rknn ] && exit 0\n'
+    the board lock on the same channel: a rollout costs one round trip less, a re-deploy no lock at all.
+    The probe's model section leaves the model's current link target in RKD_CURRENT."""
+    return (f"RKD_MODEL={shlex.quote(name)}; RKD_CURRENT=\n"
+            + probe_script(model_dir=model_dir, system=False)
+            + f'[ "$RKD_CURRENT" = versions/{sha12}.rknn ] && exit 0\n'
             + lock_command(wait) + "\n")
 
 
@@ -209,7 +215,7 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
                check_only: bool, lock_wait: float):
     def job(session: BoardSession) -> BoardResult:
         board = session.board
-        where = model_dir or board.vars.get("model_dir") or DEFAULT_MODEL_DIR
+        where = board_model_dir(board, model_dir)
         final_name = model_name(model, name)
         if check_only:
             facts = gather_facts(session, model_dir=where, system=False)
@@ -224,7 +230,7 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
         # by this one's older view.
         with lock:
             if plan.action == "activate":
-                _run(session, activate_script(where, final_name, plan.sha12, plan.prune))
+                run_or_raise(session, activate_script(where, final_name, plan.sha12, plan.prune))
             else:
                 script = receive_script(where, final_name, model.sha256, _metadata(model, final_name),
                                         plan.prune, prepare=plan.prepare)
@@ -244,10 +250,12 @@ def _upload_failure(status: int, err: str) -> str:
     return err or f"the upload failed on the board (exit {status}): the active model is untouched"
 
 
-def _run(session: BoardSession, script: str) -> None:
+def run_or_raise(session: BoardSession, script: str):
+    """Run a model-directory script; its stderr becomes the DeployError if it fails."""
     result = session.run(script)
     if result.return_code != 0:
         raise DeployError(result.stderr.strip() or f"remote step failed ({result.return_code})")
+    return result
 
 
 def _result(board: str, plan: DeployPlan) -> BoardResult:

@@ -5,7 +5,7 @@ import shlex
 from dataclasses import dataclass
 
 from .gather import gather_facts
-from .deploy import DEFAULT_MODEL_DIR, DeployError, activate_script
+from .deploy import activate_script, board_model_dir, run_or_raise
 from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
 from .lock import BoardLock
@@ -34,13 +34,9 @@ def deployed(facts: BoardFacts) -> list[DeployedModel]:
     return result
 
 
-def _model_dir(session: BoardSession, model_dir: str | None) -> str:
-    return model_dir or session.board.vars.get("model_dir") or DEFAULT_MODEL_DIR
-
-
 def list_job(model_dir: str | None):
     def job(session: BoardSession) -> BoardResult:
-        facts = gather_facts(session, model_dir=_model_dir(session, model_dir), system=False)
+        facts = gather_facts(session, model_dir=board_model_dir(session.board, model_dir), system=False)
         return BoardResult(session.board.name, OK, data=deployed(facts))
     return job
 
@@ -48,7 +44,7 @@ def list_job(model_dir: str | None):
 def rollback_job(name: str, model_dir: str | None, lock_wait: float):
     """Make the version deployed before the active one active again."""
     def job(session: BoardSession) -> BoardResult:
-        where = _model_dir(session, model_dir)
+        where = board_model_dir(session.board, model_dir)
         with BoardLock(session, lock_wait):
             facts = gather_facts(session, model_dir=where, system=False)
             model = next((m for m in deployed(facts) if m.name == name), None)
@@ -60,21 +56,17 @@ def rollback_job(name: str, model_dir: str | None, lock_wait: float):
                 return BoardResult(session.board.name, FAILED,
                                    error=f"{name}: no earlier version is kept (versions: {', '.join(shas) or 'none'})")
             previous = shas[position - 1]
-            result = session.run(activate_script(where, name, previous, []))
-            if result.return_code != 0:
-                raise DeployError(result.stderr.strip())
+            run_or_raise(session, activate_script(where, name, previous, []))
             return BoardResult(session.board.name, CHANGED, data={"name": name, "from": model.active, "to": previous})
     return job
 
 
 def remove_job(name: str, model_dir: str | None, lock_wait: float):
     def job(session: BoardSession) -> BoardResult:
-        where = _model_dir(session, model_dir)
+        where = board_model_dir(session.board, model_dir)
         with BoardLock(session, lock_wait):
-            result = session.run(f"d={shlex.quote(f'{where}/{name}')}; "
-                                 '[ -e "$d" ] || { echo absent; exit 0; }; rm -rf -- "$d" && echo removed')
-            if result.return_code != 0:
-                raise DeployError(result.stderr.strip())
+            result = run_or_raise(session, f"d={shlex.quote(f'{where}/{name}')}; "
+                                           '[ -e "$d" ] || { echo absent; exit 0; }; rm -rf -- "$d" && echo removed')
             gone = result.stdout.strip() == "removed"
             return BoardResult(session.board.name, CHANGED if gone else OK, data={"name": name, "removed": gone})
     return job

@@ -144,7 +144,9 @@ set -f; set -- $(df -Pk "$d" 2>/dev/null); set +f    # header (7 words), then th
 for cur in "$md"/*/current.rknn; do
   [ -L "$cur" ] || continue
   d=${{cur%/current.rknn}}
-  p model_current "${{d##*/}}|$(readlink "$cur")"
+  target=$(readlink "$cur")
+  p model_current "${{d##*/}}|$target"
+  [ "${{d##*/}}" = "${{RKD_MODEL:-}}" ] && RKD_CURRENT=$target    # for a caller's script that follows
 done
 for meta in "$md"/*/versions/*.json; do
   [ -f "$meta" ] && IFS= read -r line < "$meta" && p model_version "$line"
