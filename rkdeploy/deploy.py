@@ -27,10 +27,10 @@ from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
 from .lock import BoardLock, lock_command
 from .rknn_model import RknnModel
+from .socs import runs_on, socs_for
 from .versions import release_of
 
 DEFAULT_MODEL_DIR = "/opt/rkdeploy/models"
-SOC_ALIASES = {"rk3588s": "rk3588"}     # same NPU, models are built for rk3588
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SPACE_MARGIN_KB = 1024
 
@@ -70,12 +70,10 @@ def model_name(model: RknnModel, name: str | None) -> str:
 def validate(model: RknnModel, facts: BoardFacts) -> list[str]:
     """Why this model would not run on this board, in the words the board would use, with the fix."""
     problems = []
-    soc = SOC_ALIASES.get(facts.soc, facts.soc)
-    platforms = {SOC_ALIASES.get(p, p) for p in model.target_platforms}
-    if not soc:
+    if not facts.soc:
         problems.append("the board's SoC is unknown (no device tree compatible string)")
-    elif soc not in platforms:
-        problems.append(f"the model is built for {', '.join(model.target_platforms)} but the board is {facts.soc}: "
+    elif not runs_on(model.target_platforms, facts.soc):
+        problems.append(f"the model is built for {', '.join(socs_for(model.target_platforms))} but the board is {facts.soc}: "
                         f"the runtime would say 'This rknn model is for {model.target_platforms[0]}, but current "
                         f"platform is {facts.soc}'. Rebuild it with target_platform='{facts.soc}'")
     runtime = facts.runtime_version

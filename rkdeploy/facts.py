@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .socs import KNOWN_SOCS
 from .versions import ComponentVersion
-
-# Known SoCs by the compatible string their device tree carries.
-KNOWN_SOCS = ("rk3588", "rk3588s", "rk3576", "rk3568", "rk3566", "rk3562", "rv1103", "rv1106", "rv1103b", "rv1126b")
 
 
 @dataclass

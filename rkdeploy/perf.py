@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .gather import gather_facts
-from .deploy import SOC_ALIASES
 from .diagnose import Diagnosis, diagnose
+from .socs import runs_on, socs_for
 from .fleet import FAILED, OK, BoardResult, BoardSession
 from .perf_parse import MemoryResult, PerfResult, parse_memory, parse_perf
 from .provision import _root_run, server_script
@@ -125,9 +125,8 @@ def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: str
             if toolkit_release and not same_release(v.release, toolkit_release):
                 problems.append(f"{label} {v} on the board but rknn-toolkit2 {toolkit_release} on the PC: the run "
                                 f"would fail with 'msg_ioctl_ack fail' (use the same release, or --force)")
-    soc = SOC_ALIASES.get(facts.soc, facts.soc)
-    if soc and soc not in {SOC_ALIASES.get(p, p) for p in model.target_platforms}:
-        problems.append(f"{model.path.rsplit('/', 1)[-1]} is built for {', '.join(model.target_platforms)}, "
+    if facts.soc and not runs_on(model.target_platforms, facts.soc):
+        problems.append(f"{model.path.rsplit('/', 1)[-1]} is built for {', '.join(socs_for(model.target_platforms))}, "
                         f"the board is {facts.soc}")
     if server is not None and not facts.server_running:
         started = _root_run(session, server_script("systemd" if facts.server_unit else "start_rknn.sh"))

@@ -21,6 +21,9 @@ SUITE = "bookworm"
 PACKAGES = [
     "openssh-server", "python3", "python3-venv", "python3-pip", "sudo", "procps",
     "psmisc", "iproute2", "ca-certificates", "kmod", "less",
+    # Rockchip's rknn_server runs `strings librknnrt.so` to read the runtime's version (a profile can
+    # remove it again to be a board without binutils).
+    "binutils",
 ]
 # Runs inside the new root (under qemu) once debootstrap is done.
 SETUP = r"""
