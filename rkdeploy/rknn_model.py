@@ -93,7 +93,7 @@ class RknnModel:
         return self.input_tensors + self.output_tensors
 
     def to_dict(self) -> dict:
-        """Everything `models.inspect --json` shows (the raw metadata left out: it can be large)."""
+        """Everything `models.inspect --json` shows, the model's own JSON metadata last."""
         return {
             "path": self.path, "format_version": self.format_version,
             "target_platforms": list(self.target_platforms), "toolkit_version": self.toolkit_version,
@@ -104,6 +104,7 @@ class RknnModel:
             "output_tensors": [t.to_dict() for t in self.output_tensors],
             "custom_ops": list(self.custom_ops), "source_framework": self.source_framework,
             "generated_by": self.generated_by, "size": self.size, "sha256": self.sha256,
+            "metadata": self.metadata,
         }
 
 

@@ -60,10 +60,11 @@ def deploy(c, model, host=None, group=None, all=False, inventory=None, name=None
 
 @task(positional=["model"], help={"model": "the .rknn file", "json": SELECT_HELP["json"]})
 def inspect(c, model, json=False):
-    """Show what a .rknn file is: format, target platform, building toolkit, inputs/outputs, size, sha256."""
+    """Show what a .rknn file is: format, target platform and the SoCs it runs on, building toolkit and compiler,
+    each input and output (name, shape, dtype, layout, quantization), custom ops, size, sha256."""
     rknn = common.model_or_fail(model)
     if json:
-        print(jsonlib.dumps(rknn.__dict__, indent=2, default=str))
+        print(jsonlib.dumps(rknn.to_dict(), indent=2))
     else:
         render_model(common.out(False), rknn)
 
