@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rkdeploy.cli import namespace
 from tests.conftest import FIXTURES
+from tests.lab import modelgen
 
 RKDEPLOY = str(Path(sys.executable).parent / "rkdeploy")
 
@@ -26,9 +27,13 @@ def test_every_task_has_a_docstring_and_help_for_each_of_its_options():
         assert not undocumented, (name, undocumented)
 
 
-def test_models_inspect_and_perf_parse_work_offline_with_json():
-    doc = json.loads(cli("models.inspect", str(FIXTURES / "models/tiny_rk3568_tk250.rknn"), "--json").stdout)
+def test_models_inspect_and_perf_parse_work_offline_with_json(tmp_path):
+    model = modelgen.write(tmp_path / "tiny.rknn", soc="rk3568", format=6, toolkit="2.5.0",
+                           outputs=[modelgen.Tensor("ids", (1, 10), "int64")])
+    doc = json.loads(cli("models.inspect", str(model), "--json").stdout)
     assert doc["target_platforms"] == ["rk3568"] and doc["format_version"] == 6
+    assert doc["output_tensors"][0]["dtype"] == "int64" and doc["input_tensors"][0]["shape"] == [1, 3, 224, 224]
+    assert doc["compiler_version"] == "2.5.0" and doc["sha256"] and doc["metadata"]["name"] == "rkdeploy-generated"
     log = next((FIXTURES / "toolkit-output").glob("16-*.txt"))
     doc = json.loads(cli("perf.parse", str(log), "--json").stdout)
     assert doc["perf"]["operator_time_us"] == 128441 and doc["perf"]["ranking"][0]["op_type"] == "ConvExSwish"
@@ -42,5 +47,6 @@ def test_a_log_with_only_a_failure_is_parsed_into_its_diagnosis(tmp_path):
 
 
 def test_perf_without_a_toolkit_environment_says_how_to_get_one(tmp_path):
-    proc = cli("perf", "--all", "--model", str(FIXTURES / "models/tiny_rk3568_tk250.rknn"))
+    model = modelgen.write(tmp_path / "tiny.rknn", soc="rk3568", format=6, toolkit="2.5.0")
+    proc = cli("perf", "--all", "--model", str(model))
     assert proc.returncode == 1 and "inv perf.setup" in proc.stderr

@@ -6,9 +6,14 @@ from rkdeploy.probe import parse_probe
 from rkdeploy.provision import install_script, plan_provision
 from rkdeploy.rknn_model import read_model
 from tests.conftest import FIXTURES
+from tests.lab import modelgen
 
 PROBES = FIXTURES / "probe"
-MODELS = FIXTURES / "models"
+
+
+def rk3588_model(tmp_path):
+    """Any rk3588 model built by toolkit 2.3.1 (format 6) will do."""
+    return read_model(modelgen.write(tmp_path / "det.rknn", soc="rk3588", format=6, toolkit="2.3.1-source_code"))
 
 
 def facts(name="rk3588-mismatch.txt"):
@@ -75,21 +80,21 @@ def test_the_install_script_verifies_every_file_before_renaming_any():
     assert len(checks) == 2 and len(renames) == 2 and max(checks) < min(renames)
 
 
-def test_deploy_validation_names_platform_toolkit_and_space_problems():
-    model = read_model(MODELS / "pphuman_rk3588_tk231.rknn")
+def test_deploy_validation_names_platform_toolkit_and_space_problems(tmp_path):
+    model = rk3588_model(tmp_path)
     field = facts("rk3588-field-1.5.0.txt")
     assert any("Invalid RKNN model version 6" in p for p in validate(model, field))
     rk3568 = facts()
     rk3568.compatible = ["rockchip,rk3568"]
-    assert any("built for rk3588 but the board is rk3568" in p for p in validate(model, rk3568))
+    assert any("built for rk3588, rk3588s but the board is rk3568" in p for p in validate(model, rk3568))
     tight = facts()
     tight.model_dir_free_kb = 100
     assert any("not enough space" in p for p in validate(model, tight))
     assert validate(model, facts()) == []
 
 
-def test_deploy_plans_nothing_for_the_active_version_and_prunes_beyond_keep():
-    model = read_model(MODELS / "pphuman_rk3588_tk231.rknn")
+def test_deploy_plans_nothing_for_the_active_version_and_prunes_beyond_keep(tmp_path):
+    model = rk3588_model(tmp_path)
     board = facts()
     board.models_current["det"] = f"versions/{model.sha256[:12]}.rknn"
     assert plan_deploy(model, "det", board, "b", keep=3, force=False).action == "none"
@@ -100,8 +105,8 @@ def test_deploy_plans_nothing_for_the_active_version_and_prunes_beyond_keep():
     assert plan.action == "upload" and plan.prune == ["a" * 12]
 
 
-def test_forcing_a_refused_deploy_is_recorded_as_forced():
-    model = read_model(MODELS / "pphuman_rk3588_tk231.rknn")
+def test_forcing_a_refused_deploy_is_recorded_as_forced(tmp_path):
+    model = rk3588_model(tmp_path)
     plan = plan_deploy(model, "det", facts("rk3588-field-1.5.0.txt"), "b", keep=3, force=True)
     assert plan.action == "upload" and plan.forced and plan.problems
 
