@@ -146,7 +146,7 @@ def read_model(path: str | Path) -> RknnModel:
     except (ValueError, RecursionError):
         raise ModelError(f"{path}: RKNN model with unreadable metadata (not JSON)") from None
     if not isinstance(meta, dict):
-        raise ModelError(f"{path}: RKNN model whose metadata is a JSON {type(meta).__name__}, not an object")
+        raise ModelError(f"{path}: RKNN model whose metadata is not a JSON object (it is {_kind(meta)})")
     flat = _FlatModel.read(data[HEADER_SIZE[fmt]:json_at])
     try:
         return _build(path, fmt, data, meta, flat)
