@@ -14,9 +14,17 @@ export INVOKE_RKDEPLOY_BUNDLES_DIR=/var/lib/rkdeploy-lab/demo/bundles
 echo; echo "== 1. the fleet as found (exit code 2 = version mismatches)"
 $inv check --all --inventory "$inventory" || true
 
-echo; echo "== 2. an SDK bundle from the lab's SDK 2.3.2 tree (stand-in runtime/server, real lite2 wheels)"
-sdk=$(.venv/bin/python -c 'from tests.lab.sdk import cached_tree; print(cached_tree("2.3.2"))')
-$inv bundle.import "$sdk" --python 3.11
+echo; echo "== 2. an SDK bundle from Rockchip's 2.3.2 tree (real rknn_server and lite2; the tree has no aarch64"
+echo "      librknnrt.so, so the lab's labelled stand-in is added with --runtime)"
+rockchip=${RKDEPLOY_ROCKCHIP_DIR:-../shared/rockchip}
+if [ -d "$rockchip/sdk-trees/rknn-toolkit2-v2.3.2" ]; then
+  runtime=$(.venv/bin/python -c 'from tests.lab.sdk import standin_runtime; print(standin_runtime("2.3.2"))')
+  $inv bundle.import "$rockchip/sdk-trees/rknn-toolkit2-v2.3.2" --runtime "aarch64=$runtime" --python 3.11
+else
+  echo "(Rockchip's files are not at $rockchip: using the lab's all-stand-in 2.3.2 tree; set RKDEPLOY_ROCKCHIP_DIR)"
+  sdk=$(.venv/bin/python -c 'from tests.lab.sdk import cached_tree; print(cached_tree("2.3.2"))')
+  $inv bundle.import "$sdk" --python 3.11
+fi
 
 echo; echo "== 3. provision every board (a second run would change and send nothing)"
 $inv provision --all --bundle 2.3.2 --inventory "$inventory" || true
@@ -27,7 +35,10 @@ $inv check --all --bundle 2.3.2 --inventory "$inventory"
 code=$?
 
 echo; echo "== 5. roll out a model built for rk3588 (refused on the rk3568 board, with the reason)"
-$inv deploy tests/fixtures/models/pphuman_rk3588_tk231.rknn --all --name detector --inventory "$inventory"
+model=/var/lib/rkdeploy-lab/demo/detector-rk3588.rknn     # a valid .rknn the project generates (no NPU code in it)
+.venv/bin/python -m tests.lab.modelgen "$model" --soc rk3588 --format 6 --toolkit 2.3.2 --size-kb 2048
+$inv models.inspect "$model"
+$inv deploy "$model" --all --name detector --inventory "$inventory"
 $inv models.list --all --inventory "$inventory"
 echo
 echo "check exit code: $code (0 all match; bit 2 mismatch, 4 unreachable, 8 failed). Stop the lab: $inv lab.down"

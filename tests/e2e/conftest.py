@@ -75,14 +75,24 @@ def toolkit_python():
 
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory):
-    """A working directory holding bundles/2.3.2, imported from the lab's stand-in 2.3.2 SDK tree (its real
-    lite2 wheel plus real dependencies from the package index) the way a user imports an SDK checkout."""
-    from tests.lab.sdk import cached_tree
+    """A working directory holding bundles/2.3.2, imported the way a user imports an SDK checkout: from
+    Rockchip's real 2.3.2 tree (real rknn_server, scripts, headers and lite2 wheel, plus real dependencies
+    from the package index) with the lab's labelled stand-in aarch64 librknnrt.so, which that tree lacks.
+    Without Rockchip's files (outside CI), from the lab's all-stand-in 2.3.2 tree."""
+    from tests import rockchip_files
+    from tests.lab.sdk import cached_tree, standin_runtime
 
     work = tmp_path_factory.mktemp("rkdeploy-work")
-    proc = subprocess.run([RKDEPLOY, "bundle.import", str(cached_tree("2.3.2")), "--python", "3.11"], cwd=work,
+    tree = rockchip_files.sdk_tree("rknn-toolkit2-v2.3.2")
+    if tree.exists():
+        args = [str(tree), "--runtime", f"aarch64={standin_runtime('2.3.2')}"]
+    elif rockchip_files.in_ci():
+        pytest.fail(f"Rockchip's SDK tree is not at {tree} (RKDEPLOY_ROCKCHIP_DIR)")
+    else:
+        args = [str(cached_tree("2.3.2"))]
+    proc = subprocess.run([RKDEPLOY, "bundle.import", *args, "--python", "3.11"], cwd=work,
                           capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return work
 
 

@@ -336,6 +336,9 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
         # Stand-in NPU device nodes: the numbers of /dev/null, the names and group of the real ones.
         f"mkdir -p $M{os.path.dirname(n)}; mknod -m 660 $M{n} c 1 3; chgrp {_group_id(lower, 'render' if 'dri' in n else 'video')} $M{n}"
         for n in profile.get("npu_nodes", []))
+    # Profile `without: [strings]`: removed from this board's overlay (a whiteout in its upper layer), as
+    # on vendor images without binutils.
+    remove = "\n".join(f"rm -f $M/usr/bin/{shlex.quote(tool)}" for tool in profile.get("without", []))
     (board.path / "init.sh").write_text(f"""#!/bin/sh
 # Lab board {board.name} ({profile['name']}): runs as PID 1's child in the board's own namespaces.
 set -e
@@ -364,6 +367,7 @@ ln -s pts/ptmx $M/dev/ptmx
 ln -s /proc/self/fd $M/dev/fd
 mount -t tmpfs -o mode=1777 shm $M/dev/shm
 {nodes}
+{remove}
 mount -t tmpfs -o mode=755,size=16m run $M/run
 mkdir -p $M/run/sshd $M/run/lock && chmod 1777 $M/run/lock
 exec chroot $M /bin/sh /etc/rkdeploy-lab/boot.sh
@@ -379,8 +383,8 @@ def _prepare_native(board: Board, profile: dict, client_pub: Path) -> None:
     (dt / "model").write_bytes(profile.get("model", "").encode() + b"\0")
     (board.path / "local-lib").mkdir()
     if profile["installed"].get("runtime"):
-        shutil.copy(sdk.runtime_file(sdk.cached_tree(str(profile["installed"]["runtime"]))),
-                    board.path / "local-lib/librknnrt.so")
+        runtime, _ = sdk.board_runtime(str(profile["installed"]["runtime"]), soc=profile.get("soc", "rk3588"))
+        shutil.copy(runtime, board.path / "local-lib/librknnrt.so")
     home = board.path / "home/rock"
     home.mkdir(parents=True)
     shutil.copy(client_pub, board.path / "authorized_keys")
@@ -438,17 +442,18 @@ def _require_sudo_password(seed: Path, lower: Path, password: str) -> None:
 
 
 def _install_profile_sdk(seed: Path, profile: dict) -> None:
-    """Put the profile's preinstalled runtime and server where Rockchip's guides put them."""
-    installed = profile["installed"]
+    """Put the profile's preinstalled runtime and server where Rockchip's guides put them: Rockchip's own
+    files where they exist (tests/rockchip_files.py), labelled stand-ins where not."""
+    installed, soc = profile["installed"], profile.get("soc", "rk3588")
     if installed.get("runtime"):
-        tree = sdk.cached_tree(str(installed["runtime"]))
+        runtime, _ = sdk.board_runtime(str(installed["runtime"]), soc=soc)
         (seed / "usr/lib").mkdir(parents=True, exist_ok=True)
-        shutil.copy(sdk.runtime_file(tree), seed / "usr/lib/librknnrt.so")
+        shutil.copy(runtime, seed / "usr/lib/librknnrt.so")
     if installed.get("server"):
-        tree = sdk.cached_tree(str(installed["server"]))
+        files, _ = sdk.board_server(str(installed["server"]), soc=soc)
         (seed / "usr/bin").mkdir(parents=True, exist_ok=True)
-        for name in ("rknn_server", "start_rknn.sh", "restart_rknn.sh"):
-            shutil.copy(sdk.server_dir(tree) / name, seed / "usr/bin" / name)
+        for name, source in files.items():
+            shutil.copy(source, seed / "usr/bin" / name)
             (seed / "usr/bin" / name).chmod(0o755)
 
 

@@ -1,21 +1,27 @@
-"""Stand-in Rockchip SDK trees with the real layout and version strings.
+"""The SDK files on lab boards: Rockchip's own where they exist, labelled stand-ins where not.
 
-librknnrt.so and rknn_server are Rockchip binaries that no registry carries,
-so the lab compiles labelled stand-ins (standins/*.c) for every version it
-needs and lays them out exactly as Rockchip's releases do (RKNN-NOTES.md §1):
-the 1.4/1.5 rknpu2 layout and the 1.6+ rknn-toolkit2 layout. The lite2 wheels
-are the real ones from the package index, for the versions published there.
+Rockchip's rknn_server builds, start/restart scripts and the librknnrt.so files
+they published are read from the one configurable place for Rockchip's files
+(tests/rockchip_files.py: `RKDEPLOY_ROCKCHIP_DIR`, default ../shared/rockchip).
+What is absent there (the aarch64 librknnrt.so of 1.5.0 and later; every file
+on a machine without Rockchip's files) is compiled here as a labelled stand-in
+(standins/*.c) carrying the real version strings, and whole stand-in SDK trees
+can be laid out in Rockchip's layouts (docs/sdk-releases.md). lite2 wheels are
+always the real ones (the SDK tree's, or the package index's).
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import Version
+
+from tests import rockchip_files
 
 from .host import CACHE_DIR, LabError, run
 
@@ -46,13 +52,14 @@ class Release:
         return Version(self.version) >= Version("1.5.2")
 
 
-# Build ids as Rockchip's binaries carry them (shared/fixtures/.../24-board-side-version-strings.txt);
-# where no real id was recorded the id is visibly synthetic (all zeros).
+# Build ids as Rockchip's binaries of the release carry them (for 1.5.2 and 1.6.0: their armhf build, the
+# aarch64 one being absent); where none was recorded the id is visibly synthetic (all zeros).
 RELEASES = {r.version: r for r in [
     Release("1.4.0", "3b4520e4f@2022-09-05T20:48:50", "0000000 build: 2022-09-05 20:40:00"),
     Release("1.5.0", "e6fe0c678@2023-05-25T08:09:53", "17e11b1 build: 2023-05-18 21:43:39"),
-    Release("1.5.2", "c6b7b351a@2023-08-23T15:28:22", "8babfea build@2023-08-25T10:30:12"),
-    Release("1.6.0", "9a7b5d24c@2023-12-13T17:32:13", "0000000 build@2023-12-13T17:40:00"),
+    Release("1.5.2", "c6b7b351a@2023-08-23T15:29:04", "8babfea build@2023-08-25T10:30:31"),
+    Release("1.6.0", "9a7b5d24c@2023-12-13T17:32:13", "535b468 build@2023-12-11T17:05:07"),
+    Release("2.2.0", "c195366594@2024-09-14T12:22:34", "3e10681 build@2024-09-06T10:26:49"),
     Release("2.3.2", "429f97ae6b@2025-04-09T09:09:27", "1842325 build@2025-03-30T09:54:34"),
 ]}
 
@@ -158,6 +165,72 @@ def cached_tree(version: str) -> Path:
             build_tree(version, tmp)
             tmp.rename(path)
     return path
+
+
+def standin_runtime(version: str, arch: str = "aarch64") -> Path:
+    """A stand-in librknnrt.so of `version`, compiled once per stand-in source revision."""
+    out = CACHE_DIR / "sdk" / f"standin-{_sources_hash()}" / version / arch / "librknnrt.so"
+    if not out.exists():
+        tmp = out.with_name(f".librknnrt.so.{os.getpid()}")
+        compile_runtime(release(version), arch, tmp)
+        tmp.rename(out)
+    return out
+
+
+# Rockchip's SDK tree folders by layout (docs/sdk-releases.md); {soc_dir} is RK3588 or RK356X.
+_REAL_SERVER_DIRS = ("rknn-toolkit2-v{v}/rknpu2/runtime/Linux/rknn_server/{arch}/usr/bin",
+                     "rknpu2-v{v}/runtime/{soc_dir}/Linux/rknn_server/{arch}/usr/bin")
+_REAL_RUNTIMES = ("rknn-toolkit2-v{v}/rknpu2/runtime/Linux/librknn_api/{arch}/librknnrt.so",
+                  "rknpu2-v{v}/runtime/{soc_dir}/Linux/librknn_api/{arch}/librknnrt.so")
+
+
+def _soc_dir(soc: str) -> str:
+    return "RK356X" if soc in ("rk3566", "rk3568") else "RK3588"
+
+
+def real_server(version: str, arch: str = "aarch64", soc: str = "rk3588") -> Path | None:
+    """Rockchip's rknn_server of `version` (an SDK tree's, else servers/<version>/), or None."""
+    root = rockchip_files.rockchip_dir()
+    for pattern in _REAL_SERVER_DIRS:
+        path = root / "sdk-trees" / pattern.format(v=version, arch=arch, soc_dir=_soc_dir(soc)) / "rknn_server"
+        if path.exists():
+            return path
+    path = root / "servers" / version / arch / "rknn_server"
+    return path if path.exists() else None
+
+
+def real_scripts() -> Path | None:
+    """A folder with Rockchip's start_rknn.sh and restart_rknn.sh (the same in every release)."""
+    trees = rockchip_files.rockchip_dir() / "sdk-trees"
+    for script in sorted(trees.glob("*/**/aarch64/usr/bin/start_rknn.sh")) if trees.is_dir() else []:
+        if (script.parent / "restart_rknn.sh").exists():
+            return script.parent
+    return None
+
+
+def real_runtime(version: str, arch: str = "aarch64", soc: str = "rk3588") -> Path | None:
+    root = rockchip_files.rockchip_dir() / "sdk-trees"
+    for pattern in _REAL_RUNTIMES:
+        path = root / pattern.format(v=version, arch=arch, soc_dir=_soc_dir(soc))
+        if path.exists():
+            return path
+    return None
+
+
+def board_runtime(version: str, arch: str = "aarch64", soc: str = "rk3588") -> tuple[Path, bool]:
+    """The librknnrt.so a lab board of `version` gets, and whether it is Rockchip's own."""
+    real = real_runtime(version, arch, soc)
+    return (real, True) if real else (standin_runtime(version, arch), False)
+
+
+def board_server(version: str, arch: str = "aarch64", soc: str = "rk3588") -> tuple[dict[str, Path], bool]:
+    """rknn_server, start_rknn.sh and restart_rknn.sh for a lab board, and whether they are Rockchip's."""
+    server, scripts = real_server(version, arch, soc), real_scripts()
+    if server and scripts:
+        return {"rknn_server": server, "start_rknn.sh": scripts / "start_rknn.sh",
+                "restart_rknn.sh": scripts / "restart_rknn.sh"}, True
+    folder = server_dir(cached_tree(version), arch)
+    return {name: folder / name for name in ("rknn_server", "start_rknn.sh", "restart_rknn.sh")}, False
 
 
 def runtime_file(tree: Path, arch: str = "aarch64") -> Path:
