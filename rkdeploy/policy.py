@@ -69,6 +69,11 @@ def evaluate(name: str, facts: BoardFacts, target: Target) -> list[Finding]:
         add(Finding(WARNING, "server", "rknn_server is installed but not running (the toolkit then fails "
                                        "with 'server connect fail')", f"inv server.start --host {name}", "server stopped"))
 
+    if server is not None and not facts.strings:
+        add(Finding(WARNING, "server", "binutils' `strings` is missing: Rockchip's rknn_server runs `strings` on "
+                                       "librknnrt.so to read its version, and without it connected-board runs "
+                                       "(eval_perf, eval_memory) fail with 'Error reading version info from "
+                                       "command output'", "sudo apt-get install binutils", "no strings (binutils)"))
     rv, sv = facts.runtime_version, facts.server_version
     if rv and sv and not same_release(rv.release, sv.release):
         add(Finding(ERROR, "server", f"rknn_server {sv} and librknnrt {rv} differ: Rockchip requires one "

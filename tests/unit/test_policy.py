@@ -75,3 +75,12 @@ def test_a_user_outside_the_npu_node_group_is_told_which_group_to_join():
     board.user_groups = ["rock"]
     npu = [f for f in evaluate("b", board, Target()) if f.component == "npu"]
     assert npu[0].fix == "sudo usermod -aG video rock"
+
+
+def test_a_server_on_a_board_without_strings_is_a_warning_naming_binutils():
+    board = facts("rk3588-field-1.5.0.txt")
+    assert not [f for f in evaluate("box2", board, Target()) if "strings" in f.message]
+    board.strings = False
+    found = [f for f in evaluate("box2", board, Target()) if "strings" in f.message]
+    assert [(f.component, f.severity, f.fix) for f in found] == [("server", WARNING, "sudo apt-get install binutils")]
+    assert "Error reading version info" in found[0].message
