@@ -51,6 +51,7 @@ class BoardFacts:
     pip: str = ""
     python_h: bool = False
     gcc: bool = False
+    strings: bool = False                # binutils' strings: the real rknn_server runs it to read the runtime version
     disk_free_kb: dict[str, int] = field(default_factory=dict)
     model_dir_state: str = ""            # "writable", "present" (not writable by the user) or "absent"
     model_dir_free_kb: int | None = None

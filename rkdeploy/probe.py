@@ -49,23 +49,42 @@ done
 """
 
 
-_VERSION_GREP = ("grep -a -o -m 1 -E 'librknnm?rt version: [0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|rknn_server version: "
-                 "[0-9][0-9A-Za-z.+_-]* \\([^)]*\\)|[0-9]+\\.[0-9]+\\.[0-9]+[0-9a-z.]* \\([0-9a-f]+ build[:@] ?[^)]*\\)'")
+# Every version string form the runtimes and servers carry (docs/sdk-releases.md), each match on its own
+# line, in file order: `librknnrt version: 2.3.2 (…)` / `librknnmrt version: …`, `rknn_server version: 2.3.2
+# (…)` (servers from 1.5.2) and the bare `1.5.0 (17e11b1 build: …)` (the only form up to 1.5.0; 1.5.2 and
+# later carry a bare `2.3.2 (1842325 build@…)` too, before the named one). `[^)[:cntrl:]]`: a match never
+# runs across a NUL into the next string of the binary.
+_VERSION_GREP = ("grep -a -o -E 'librknnm?rt version: [0-9][0-9A-Za-z.+_-]* \\([^)[:cntrl:]]*\\)|rknn_server version: "
+                 "[0-9][0-9A-Za-z.+_-]* \\([^)[:cntrl:]]*\\)|[0-9]+\\.[0-9]+\\.[0-9]+[0-9a-z.]* "
+                 "\\([0-9a-f]+ build[:@] ?[^)[:cntrl:]]*\\)'")
+# rkv FILE sets $v to the one version string FILE carries: the named server form where there is one, else the
+# first match; with builtins only after the one grep (every process counts on a slow board).
+VERSION_FUNCTION = f"""nl='
+'
+rkv() {{
+  v=$({_VERSION_GREP} "$1" 2>/dev/null) || return 1
+  case "$v" in *"rknn_server version: "*) v="rknn_server version: ${{v#*"rknn_server version: "}}";; esac
+  v=${{v%%"$nl"*}}
+}}
+"""
+
+
+def version_script(path: str) -> str:
+    """A script printing the version string the probe reads from `path` (for tests on real binaries)."""
+    return f"{VERSION_FUNCTION}rkv {shlex.quote(path)} && printf '%s\\n' \"$v\"\n"
 
 
 def _runtime_versions_section() -> str:
     paths = " ".join(shlex.quote(p) for p in RUNTIME_PATHS)
-    return f"""nl='
-'
-for f in {paths}; do
-  [ -e "$f" ] && v=$({_VERSION_GREP} "$f" 2>/dev/null) && p runtime_version "$f|${{v%%"$nl"*}}"
+    return f"""{VERSION_FUNCTION}for f in {paths}; do
+  [ -e "$f" ] && rkv "$f" && p runtime_version "$f|$v"
 done
 """
 
 
 def _system_section(python: str, extra_paths: tuple[str, ...]) -> str:
     files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
-    return f"""p uname "$(uname -m -r -n)"
+    return f"""{VERSION_FUNCTION}p uname "$(uname -m -r -n)"
 uid=$(id -u)
 asroot() {{
   if [ "$uid" = 0 ]; then "$@"
@@ -86,8 +105,8 @@ done
 for f in {files}; do
   [ -e "$f" ] || continue
   magic=$(head -c 4 "$f" | od -An -tx1 | tr -d ' \\n')
-  ver=$({_VERSION_GREP} "$f" 2>/dev/null | head -n 1)
-  p file "$f|$(stat -c %s "$f")|$(sha256sum < "$f" | cut -d ' ' -f 1)|$magic|$ver"
+  rkv "$f" || v=""
+  p file "$f|$(stat -c %s "$f")|$(sha256sum < "$f" | cut -d ' ' -f 1)|$magic|$v"
 done
 spid=$(pgrep -x rknn_server | head -n 1)
 p server_pid "$spid"
@@ -126,6 +145,8 @@ if [ -n "$py" ]; then
   p pip "$pip"
 fi
 command -v gcc >/dev/null 2>&1 && p gcc yes
+# Rockchip's rknn_server reads the runtime's version with `strings LIB | grep "librknnrt version"`
+command -v strings >/dev/null 2>&1 && p strings yes
 df -Pk {" ".join(DF_PATHS)} 2>/dev/null | while read -r fs blocks used avail cap mnt; do
   [ "$fs" = Filesystem ] || p df "$mnt|$avail"
 done
@@ -201,7 +222,7 @@ def parse_probe(output: str) -> BoardFacts:
             facts.systemd = value == "yes"
         elif key == "lite2":
             facts.lite2 = parse_lite2(value) if value else None
-        elif key in ("python_h", "gcc"):
+        elif key in ("python_h", "gcc", "strings"):
             setattr(facts, key, value == "yes")
         elif key == "model_dir":
             facts.model_dir_state = value.rpartition("|")[2]

@@ -83,9 +83,10 @@ def plan_provision(name: str, facts: BoardFacts, bundle: Bundle, persist: bool =
         plan.refused = f"architecture {facts.arch or 'unknown'}: Rockchip ships aarch64 and armhf only"
         return plan
     plan.arch = arch
-    files = bundle.for_arch(arch)
-    if not any(f.role == "runtime" for f in files):
-        plan.refused = f"bundle {bundle.version} has no librknnrt.so for {arch}"
+    files = bundle.for_arch(arch, facts.soc)      # the board's SoC family's build where the bundle has several
+    missing = bundle.missing_runtime(arch, facts.soc)
+    if missing:
+        plan.refused = missing
         return plan
     if facts.sudo == "no":
         plan.refused = ("installing needs root and sudo asks for a password: rerun with "

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-_RELEASE = re.compile(r"(\d+(?:\.\d+)+(?:(?:a|b|rc)\d+)?)")
+# Starts only where a digit run starts, so that a long run of digits without a dot is rejected in linear
+# time (a 20 000-digit line would otherwise be tried from every one of its digits: quadratic).
+_RELEASE = re.compile(r"(?<![0-9])([0-9]+(?:\.[0-9]+)+(?:(?:a|b|rc)[0-9]+)?)")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def release_of(text: str | None) -> Version | None:
         return None
     try:
         return Version(m.group(1))
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):     # ValueError: a number too long for int() (over 4300 digits)
         return None
 
 
@@ -52,10 +54,18 @@ def _component(release: str, build: str, raw: str) -> ComponentVersion:
     return ComponentVersion(release=release, build=build.strip(), raw=raw.strip())
 
 
-_RUNTIME = re.compile(r"librknnm?rt version:\s*(\d[\w.+-]*)\s*(?:\(([^)]*)\))?")
-_SERVER_MODERN = re.compile(r"rknn_server(?: version)?:\s*(\d[\w.+-]*)\s*(?:\(([^)]*)\))?")
-_SERVER_BANNER = re.compile(r"start rknn server, version:\s*(\d[\w.+-]*)\s*(?:\(([^)]*)\))?")
-_SERVER_BARE = re.compile(r"^\s*(\d+\.\d+\.\d+[\w.]*)\s+\(([0-9a-f]+ build[:@][^)]*)\)")
+# Version strings sit on one line: `[ \t]*`, never `\s*`, so that a label and the next string of a binary
+# (`rknn_server: ` then `2.3.2 (…)`, separate strings in the file) are never read as one version string.
+_V = r"([0-9][\w.+-]*)"
+_BUILD = r"(?:[ \t]*\(([^)\n]*)\))?"
+_RUNTIME = re.compile(r"librknnm?rt version:[ \t]*" + _V + _BUILD)
+_RUNTIME_SHORT = re.compile(r"rknnrt:[ \t]*" + _V + _BUILD)
+_SERVER_NAMED = re.compile(r"rknn_server version:[ \t]*" + _V + _BUILD)
+_SERVER_BANNER = re.compile(r"start rknn server, version:[ \t]*" + _V + _BUILD)
+_SERVER_LABEL = re.compile(r"rknn_server:[ \t]*" + _V + _BUILD)
+# The only version string servers up to 1.5.0 carry: `1.5.0 (17e11b1 build: 2023-05-18 21:43:39)`; 1.5.2 and
+# later carry `2.3.2 (1842325 build@…)` too, next to the named form (docs/sdk-releases.md).
+_SERVER_BARE = re.compile(r"^[ \t]*([0-9]+\.[0-9]+\.[0-9]+(?:[a-z][a-z0-9]*)?)[ \t]+\(([0-9a-f]+ build[:@][^)\n]*)\)")
 _DRIVER = [
     re.compile(r"RKNPU driver:\s*v?(\d[\w.]*)"),
     re.compile(r"Initialized rknpu\s+(\d[\w.]*)"),
@@ -69,16 +79,17 @@ _LITE2 = re.compile(r"rknn-toolkit-lite2 version:\s*(\d[\w.+-]*)")
 def parse_runtime(text: str) -> ComponentVersion | None:
     """`librknnrt version: 2.3.2 (429f97ae6b@…)`, also inside `RKNN Runtime Information…` log lines
     and as `DRV: rknnrt: 1.5.3b13 (…)` / bare `rknnrt: 1.2.6b0 (…)` in get_sdk_version output."""
-    m = _RUNTIME.search(text) or re.search(r"rknnrt:\s*(\d[\w.+-]*)\s*(?:\(([^)]*)\))?", text)
+    m = _RUNTIME.search(text) or _RUNTIME_SHORT.search(text)
     if not m or not release_of(m.group(1)):
         return None
     return _component(str(release_of(m.group(1))), m.group(2) or "", m.group(0))
 
 
 def parse_server(text: str) -> ComponentVersion | None:
-    """rknn_server's version in its three forms: `rknn_server version: X (…)` (1.5.2+ binaries),
-    the bare `1.5.0 (17e11b1 build: …)` of 1.4/1.5.0 binaries, and the start banner."""
-    for pattern in (_SERVER_BANNER, _SERVER_MODERN):
+    """rknn_server's version in its forms: `rknn_server version: X (…)` (1.5.2+ binaries), the bare
+    `1.5.0 (17e11b1 build: …)` (the only one in binaries up to 1.5.0), the start banner, and
+    get_sdk_version's `rknn_server: X (…)`. The named forms win over the bare one (docs/sdk-releases.md)."""
+    for pattern in (_SERVER_NAMED, _SERVER_BANNER, _SERVER_LABEL):
         m = pattern.search(text)
         if m and release_of(m.group(1)):
             return _component(str(release_of(m.group(1))), m.group(2) or "", m.group(0))
@@ -114,7 +125,7 @@ def parse_sdk_version_block(text: str) -> dict[str, ComponentVersion]:
         if body.startswith("API:"):
             rel = release_of(body[4:])
             if rel:
-                build = re.search(r"\(([^)]*)\)", body)
+                build = re.search(r"\(([^()]*)\)", body)
                 found["api"] = _component(str(rel), build.group(1) if build else "", body)
         elif "rknn_server:" in body:
             server = parse_server(body)

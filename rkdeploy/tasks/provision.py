@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json as jsonlib
+import shlex
 import sys
 from pathlib import Path
 
 from invoke import Exit
 
-from ..bundle import BundleError, import_sdk, list_versions, load_bundle, verify
+from ..bundle import (BundleError, describe_parts, import_sdk, list_versions, load_bundle, parse_runtime_options,
+                      verify)
 from ..fleet import exit_code as fleet_exit_code
 from ..gather import python_tag_job
 from ..provision import provision_job, rollback_job as provision_rollback_job, server_job
@@ -16,23 +18,39 @@ from . import common
 from .common import OPTION_HELP, SELECT_HELP, task
 
 
-@task(name="import", positional=["path"], help={
-    "path": "an rknn-toolkit2 checkout or SDK release tree (1.5.x or 2.x layout)",
+@task(name="import", positional=["path"], iterable=["runtime"], help={
+    "path": "an SDK checkout: rknpu2 (1.4–1.5) or rknn-toolkit2 (1.6 and later)",
+    "lite2-from": "the rknn-toolkit2 checkout (or a folder of lite2 wheels) of the same release: for 1.4–1.5, "
+                  "whose rknpu2 repository has no lite2 wheels",
+    "runtime": "ARCH=PATH: Rockchip's runtime for an architecture the tree lacks (aarch64, armhf or "
+               "armhf-uclibc; repeatable or comma-separated); its version string must name the tree's release",
+    "pip-options": "extra options for pip download of the lite2 dependencies (e.g. '--index-url URL')",
     "python": "Python tags the fleet runs, comma-separated (default: cp311; e.g. 3.8,3.10,3.11 or cp310), "
               "or 'fleet': read them from every board of the inventory over SSH",
     "inventory": SELECT_HELP["inventory"], "accept-new-host-keys": SELECT_HELP["accept-new-host-keys"]})
-def bundle_import(c, path, python="cp311", inventory=None, accept_new_host_keys=False):
-    """Make bundles/<version>/ from an SDK tree: files pinned by sha256, plus an offline lite2 wheelhouse."""
+def bundle_import(c, path, python="cp311", lite2_from=None, runtime=None, pip_options="", inventory=None,
+                  accept_new_host_keys=False):
+    """Make bundles/<version>/ from an SDK tree: files pinned by sha256, plus an offline lite2 wheelhouse.
+
+    Prints per architecture what the tree has and what it lacks (docs/sdk-releases.md)."""
+    try:
+        runtimes = parse_runtime_options(runtime)
+    except BundleError as e:
+        raise common.fail(str(e)) from None
     if python == "fleet":
         tags = _fleet_python_tags(c, inventory, accept_new_host_keys)
     else:
         tags = [t if t.startswith("cp") else "cp" + t.replace(".", "") for t in python.split(",") if t]
     try:
-        bundle = import_sdk(Path(path), common.bundles_dir(c), tags, log=lambda m: print(m, file=sys.stderr))
+        bundle = import_sdk(Path(path), common.bundles_dir(c), tags, log=lambda m: print(m, file=sys.stderr),
+                            lite2_from=Path(lite2_from) if lite2_from else None, runtimes=runtimes,
+                            pip_options=shlex.split(pip_options or ""))
     except BundleError as e:
         raise common.fail(str(e)) from None
+    missing = [arch for arch, parts in bundle.parts().items() if "runtime" in parts["missing"]]
     print(f"bundle {bundle.version} ({bundle.layout} layout): {len(bundle.files)} files, "
-          f"lite2 for {', '.join(bundle.wheels) or 'no Python'} → {bundle.root}")
+          f"lite2 for {', '.join(bundle.wheels) or 'no Python'} → {bundle.root}"
+          + (f"; no runtime for {', '.join(missing)} (see above)" if missing else ""))
 
 
 def _fleet_python_tags(c, inventory, accept_new_host_keys) -> list[str]:
@@ -50,13 +68,30 @@ def _fleet_python_tags(c, inventory, accept_new_host_keys) -> list[str]:
     return tags
 
 
-@task(name="list")
-def bundle_list(c):
-    """The SDK bundles available to provision."""
+@task(name="list", help={"json": "print machine-readable JSON on stdout instead of the table"})
+def bundle_list(c, json=False):
+    """The SDK bundles available to provision, and per architecture which parts each has."""
+    out = []
     for version in list_versions(common.bundles_dir(c)):
-        b = load_bundle(common.bundles_dir(c), version)
-        arches = sorted({f.arch for f in b.files if f.arch != "any"})
-        print(f"{version:10} {b.layout:8} {'/'.join(arches):14} lite2: {', '.join(b.wheels) or '—'}")
+        try:
+            b = load_bundle(common.bundles_dir(c), version)
+        except BundleError as e:
+            out.append({"version": version, "error": str(e)})
+            continue
+        out.append({"version": version, "layout": b.layout, "arches": b.parts()})
+    if json:
+        print(jsonlib.dumps({"bundles": out}, indent=2))
+    else:
+        for entry in out:
+            if "error" in entry:
+                print(f"{entry['version']:10} unreadable: {entry['error']}")
+                continue
+            print(f"{entry['version']:10} {entry['layout']}")
+            for line in describe_parts(load_bundle(common.bundles_dir(c), entry["version"])):
+                arch, _, rest = line.partition(": ")
+                print(f"  {arch:13} {rest}")
+    if any("error" in entry for entry in out):
+        raise Exit(code=8)
 
 
 @task(name="verify", help={"bundle": "the bundle's version (default: all)"})
@@ -65,7 +100,10 @@ def bundle_verify(c, bundle=None):
     versions = [bundle] if bundle else list_versions(common.bundles_dir(c))
     bad = 0
     for version in versions:
-        problems = verify(common.bundle(c, version))
+        try:
+            problems = verify(load_bundle(common.bundles_dir(c), version))
+        except BundleError as e:
+            problems = [str(e)]
         for p in problems:
             print(f"{version}: {p}")
         bad += len(problems)
