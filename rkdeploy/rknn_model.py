@@ -190,7 +190,8 @@ def _build(path: Path, fmt: int, data: bytes, meta: dict, flat: "_FlatModel") ->
     n_in, n_out = _count(meta, "input_num"), _count(meta, "output_num")
     inputs, outputs = _io_tensors(meta, flat)
     compiler, build = flat.compiler if flat else (None, None)
-    source = meta.get("ori_network_platform") or meta.get("network_platform") or (flat.source if flat else None)
+    source = next((s for s in (meta.get("ori_network_platform"), meta.get("network_platform"), flat and flat.source)
+                   if isinstance(s, str) and s), None)
     generated = meta.get("rkdeploy_generated")
     return RknnModel(
         path=str(path), format_version=fmt, target_platforms=tuple(p.lower() for p in platforms),
@@ -226,7 +227,7 @@ def _io_tensors(meta: dict, flat: "_FlatModel | None") -> tuple[tuple[TensorInfo
         if not isinstance(link, dict):
             raise _Bad(f'"graph"[{i}] is {_kind(link)}, expected an object')
         side = link.get("left")
-        if side not in slots:
+        if not isinstance(side, str) or side not in slots:
             continue
         slot, kind, tid = link.get("left_tensor_id", len(slots[side])), link.get("right", "norm_tensor"), link.get("right_tensor_id")
         if not isinstance(slot, int) or not isinstance(kind, str) or not isinstance(tid, int):
@@ -238,6 +239,8 @@ def _io_tensors(meta: dict, flat: "_FlatModel | None") -> tuple[tuple[TensorInfo
     result = []
     for side in ("input", "output"):
         fb_tensors = flat.io(side) if flat else []
+        if not graph and fb_tensors:           # no links in the JSON: the FlatBuffer's graph names them
+            slots[side] = [(i, {"url": t["name"], "size": t["shape"]}) for i, t in enumerate(fb_tensors)]
         infos = []
         for pos, (slot, t) in enumerate(sorted(slots[side], key=lambda s: s[0])):
             infos.append(_tensor_info(side, slot, t, fb_tensors, pos, flat))
@@ -422,7 +425,7 @@ class _FlatModel:
         for side, i in (("input", M_INPUT_JSON), ("output", M_OUTPUT_JSON)):
             try:
                 doc = json.loads(root.text(i) or "{}")
-            except ValueError:
+            except (ValueError, RecursionError):
                 doc = {}
             self._io_json[side] = {k: v for k, v in doc.items() if isinstance(v, dict)} if isinstance(doc, dict) else {}
         gen = root.text(M_GENERATOR) or ""
@@ -431,7 +434,7 @@ class _FlatModel:
                 doc = ast.literal_eval(gen)            # a Python literal (dict repr): literals only, no code
                 attrs = doc.get("attrs") if isinstance(doc, dict) else None
                 self.attrs = attrs if isinstance(attrs, dict) else {}
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 pass
         custom = root.text(M_CUSTOM_OPS) or ""
         self.custom_op_names = [s.strip() for s in re.split(r"[,;\s]+", custom) if s.strip()]

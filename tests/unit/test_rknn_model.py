@@ -177,14 +177,36 @@ def test_an_unknown_format_version_is_refused_by_number(tmp_path):
     ({"norm_tensor": {}}, '"norm_tensor" is an object'),
     ({"norm_tensor": [5]}, r'"norm_tensor"\[0\] is a number'),
     ({"graph": "input"}, '"graph" is a string'),
+    ({"graph": [7]}, r'"graph"\[0\] is a number'),
+    ({"graph": [{"left": "input", "left_tensor_id": "a", "right_tensor_id": 0}]}, "expected numbers"),
+    (lambda m: m["norm_tensor"][0].update(size="1x3"), "its size is a string"),
+    (lambda m: m["norm_tensor"][0].update(size=[1, True]), "its size is a list"),
+    (lambda m: m["norm_tensor"][0].update(url=["input"]), r"name \(url\) is a list"),
+    (lambda m: m["norm_tensor"][1].update(dtype="int8"), "its dtype is a string"),
     ({"graph": [{"left": "input", "left_tensor_id": 0, "right": "norm_tensor", "right_tensor_id": 99}]},
      "does not have"),
 ])
 def test_metadata_of_the_wrong_json_type_is_refused_with_what_is_wrong(tmp_path, change, says):
     meta = modelgen._metadata(Spec(), "2.3.2")
-    meta.update(change)
+    change(meta) if callable(change) else meta.update(change)
     with pytest.raises(ModelError, match=says):
         read_model(with_metadata(tmp_path, meta))
+
+
+def test_odd_but_harmless_metadata_values_do_not_stop_the_reader(tmp_path):
+    meta = modelgen._metadata(Spec(), "2.3.2")
+    meta.update({"nodes": {"not": "a list"}, "ori_network_platform": 3, "rkdeploy_generated": [1],
+                 "graph": meta["graph"] + [{"left": ["x"]}, {"left": "weights"}]})
+    m = read_model(with_metadata(tmp_path, meta))
+    assert m.inputs == 1 and m.source_framework == "ONNX" and m.generated_by is None
+
+
+def test_without_json_links_the_flatbuffer_graph_names_the_inputs_and_outputs(tmp_path):
+    meta = modelgen._metadata(Spec(), "2.3.2")
+    del meta["graph"]
+    m = read_model(with_metadata(tmp_path, meta))
+    assert [(t.direction, t.name, t.shape, t.dtype) for t in m.tensors] == [
+        ("input", "input", (1, 3, 224, 224), "int8"), ("output", "output", (1, 1000), "int8")]
 
 
 @pytest.mark.parametrize("meta", [[1, 2], "text", 5, None])
