@@ -3,7 +3,8 @@ import subprocess
 
 import pytest
 
-from rkdeploy.probe import ProbeError, parse_probe, probe_script
+from rkdeploy.probe import ProbeError, parse_probe, probe_script, version_script
+from rkdeploy.versions import parse_runtime, parse_server
 from tests.conftest import FIXTURES
 
 PROBES = FIXTURES / "probe"
@@ -103,3 +104,35 @@ def test_a_virtualenv_python_is_judged_by_its_own_packages_only(tmp_path):
     (site / "rknn_toolkit_lite2-2.3.2.dist-info").mkdir()
     (site / "pip-24.0.dist-info").mkdir()
     assert lite2() == ("2.3.2", "24.0")
+
+
+MINIMAL_PROBE = "uname=box 6.1.0 aarch64\nstrings=yes\nend=ok\n"
+
+
+def test_whether_the_board_has_binutils_strings_is_a_fact():
+    # Rockchip's rknn_server runs `strings LIB | grep "librknnrt version"`: without strings it cannot read the runtime.
+    assert parse_probe(MINIMAL_PROBE).strings is True
+    assert parse_probe(MINIMAL_PROBE.replace("strings=yes\n", "")).strings is False
+    assert "command -v strings" in probe_script()
+    import shutil
+
+    out = subprocess.run(["sh", "-c", probe_script()], capture_output=True, text=True, timeout=60).stdout
+    assert parse_probe(out).strings == (shutil.which("strings") is not None)
+
+
+def test_the_probe_reads_the_named_server_string_although_the_bare_one_comes_first_in_the_file(tmp_path):
+    # as in Rockchip's 1.5.2+ servers: `rknn_server: `, the bare version, then (later) the named form
+    server = tmp_path / "rknn_server"
+    server.write_bytes(b"\x7fELF\0x = %s\n\0rknn_server: \0\0\0002.3.2 (1842325 build@2025-03-30T09:54:34)\0\0\n"
+                       b"rknnrt: \0Transfer version 2.2.2 (@2024-06-18T03:50:51)\0"
+                       b"rknn_server version: 2.3.2 (1842325 build@2025-03-30T09:54:34)\0\0")
+    old = tmp_path / "old_server"
+    old.write_bytes(b"\x7fELF\0rknn_server: \0\0\0001.5.0 (17e11b1 build: 2023-05-18 21:43:39)\0\0")
+    lib = tmp_path / "librknnrt.so"
+    lib.write_bytes(b"\x7fELF\0\0librknnrt version: 2.3.2 (429f97ae6b@2025-04-09T09:09:27)\0\0")
+    out = {p.name: subprocess.run(["sh", "-c", version_script(str(p))], capture_output=True, text=True).stdout
+           for p in (server, old, lib)}
+    assert out["rknn_server"] == "rknn_server version: 2.3.2 (1842325 build@2025-03-30T09:54:34)\n"
+    assert out["old_server"] == "1.5.0 (17e11b1 build: 2023-05-18 21:43:39)\n"
+    assert parse_server(out["old_server"]).release == "1.5.0"
+    assert parse_runtime(out["librknnrt.so"]).raw == "librknnrt version: 2.3.2 (429f97ae6b@2025-04-09T09:09:27)"

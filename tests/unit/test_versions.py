@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from rkdeploy.versions import (parse_driver, parse_lite2, parse_runtime, parse_sdk_version_block, parse_server,
+from rkdeploy.versions import (parse_driver, parse_lite2, parse_runtime, parse_sdk_version_block, parse_server, release_of,
                                same_release)
 from tests.conftest import FIXTURES
 
@@ -93,3 +93,41 @@ def test_build_suffixes_do_not_make_releases_differ_but_prereleases_do():
     assert not same_release("2.0.0b0", "2.0.0")
     assert not same_release("1.6.0", "2.3.2")
     assert not same_release(None, "2.3.2")
+
+
+# How the strings of a real rknn_server read (docs/sdk-releases.md): the label `rknn_server: ` and the bare
+# version are separate strings of the binary, so one per line; servers from 1.5.2 on carry the named form too.
+SERVER_232_STRINGS = ("%ld SERVER %s(%d): librknnrt path = %s\nrknn_server: \n2.3.2 (1842325 build@2025-03-30T09:54:34)\n"
+                      "\nrknnrt: \nstrings %s|grep \"librknnrt version\"\n"
+                      "rknn_server version: 2.3.2 (1842325 build@2025-03-30T09:54:34)\nstart rknn server, version:%s\n")
+SERVER_150_STRINGS = ("rknn_server: \n1.5.0 (17e11b1 build: 2023-05-18 21:43:39)\n\nrknnrt: \n"
+                      "Transfer version 2.1.0 (b5861e7@2020-11-23T11:50:51)\nstart rknn server, version:%s\n")
+
+
+def test_a_servers_strings_give_the_one_exact_version_string_never_two_joined_across_a_newline():
+    v = parse_server(SERVER_232_STRINGS)
+    assert v.raw == "rknn_server version: 2.3.2 (1842325 build@2025-03-30T09:54:34)"
+    assert (v.release, v.build) == ("2.3.2", "1842325 build@2025-03-30T09:54:34")
+    old = parse_server(SERVER_150_STRINGS)
+    assert old.raw == "1.5.0 (17e11b1 build: 2023-05-18 21:43:39)" and old.release == "1.5.0"
+    assert parse_runtime("librknnrt version: \n2.3.2 (429f97ae6b@2025-04-09T09:09:27)") is None
+
+
+def test_prerelease_servers_and_get_sdk_version_labels_still_parse():
+    assert parse_server("rknn_server version: 2.0.0b0 (18eacd0 build@2024-03-22T14:07:19)").release == "2.0.0b0"
+    assert parse_server("2.0.0b0 (18eacd0 build@2024-03-22T14:07:19)").release == "2.0.0b0"
+    assert parse_server("D RKNNAPI: rknn_server: 1.5.2 (8babfea build@2023-08-25T10:30:31)").release == "1.5.2"
+
+
+@pytest.mark.parametrize("text", [
+    "1" * 20000, "1." + "1" * 20000, "librknnrt version: " + "1" * 20000, "librknnrt version: 1." + "1" * 20000,
+    "1.1." + "1" * 20000 + "!", "1.2.3" + "4" * 20000 + " (ab build: x)", "rknn_server version: " + "1" * 20000 + " (",
+    "1" * 20000 + " (abc build: x", "RKNPU driver: " + "1" * 20000, "API: " + "(" * 20000, "rknnrt: " + "9." * 10000,
+])
+def test_a_20k_digit_line_parses_fast_and_names_no_release(text):
+    import time
+
+    start = time.perf_counter()
+    for parse in (release_of, parse_runtime, parse_server, parse_driver, parse_lite2, parse_sdk_version_block):
+        parse(text)
+    assert time.perf_counter() - start < 0.5
