@@ -1,5 +1,6 @@
 """`rkdeploy deploy` and `models.*` against the lab fleet: validation, atomic push, versions, locks, cut links."""
 import json
+from pathlib import Path
 import socket
 import subprocess
 import threading
@@ -7,14 +8,16 @@ import time
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.lab import modelgen
+from tests.lab.host import CACHE_DIR
 from tests.e2e.conftest import RKDEPLOY, inventory_copy, rkdeploy, ssh
 from tests.lab import faults
 
 pytestmark = pytest.mark.lab
-MODELS = FIXTURES / "models"
-TK231 = MODELS / "pphuman_rk3588_tk231.rknn"      # rk3588, toolkit 2.3.1, 2.7 MB
-TK134 = MODELS / "multi_rk3588_tk134.rknn"        # rk3588, toolkit 1.3.4, format 2
+# Generated models (tests/lab/modelgen.py): what matters here is their SoC, building toolkit, format and size.
+MODELS = CACHE_DIR / "generated-models"
+TK231 = modelgen.write(MODELS / "rk3588_tk231.rknn", soc="rk3588", toolkit="2.3.1-source_code", format=6, size_kb=2700)
+TK134 = modelgen.write(MODELS / "rk3588_tk134.rknn", soc="rk3588", toolkit="1.3.4-source_code", format=2)
 
 
 def deploy(lab, model, *args, inventory=None):
@@ -57,7 +60,7 @@ def test_an_rk3588_model_goes_to_the_rk3588_board_and_is_refused_on_the_rk3568_a
     new, old, rk3568 = board(lab, "rk3588-mismatch"), board(lab, "rk3588-field"), board(lab, "rk3568-fresh")
     assert by[new.name]["status"] == "changed" and by[new.name]["bytes_sent"] == TK231.stat().st_size
     assert current_sha(lab, new, "valid") == sha(TK231)
-    assert by[rk3568.name]["status"] == "failed" and "built for rk3588 but the board is rk3568" in by[rk3568.name]["error"]
+    assert by[rk3568.name]["status"] == "failed" and "built for rk3588, rk3588s but the board is rk3568" in by[rk3568.name]["error"]
     assert by[old.name]["status"] == "failed" and "Invalid RKNN model version 6" in by[old.name]["error"]
     assert "inv provision --bundle 2.3.1" in by[old.name]["error"]
     assert current_sha(lab, old, "valid") == "" and proc.returncode == 8

@@ -1,17 +1,20 @@
 """`rkdeploy perf` end to end on the lab: preflight over SSH, the worker in the toolkit's own Python
 (a labelled stand-in of rknn-toolkit2 2.x here), parsing, report; and the real toolkit when configured."""
 import json
+from pathlib import Path
 import os
 import subprocess
 
 import pytest
 
 from rkdeploy.perf import run_worker
-from tests.conftest import FIXTURES
+from tests.lab import modelgen
+from tests.lab.host import CACHE_DIR
 from tests.e2e.conftest import RKDEPLOY, rkdeploy_in
 
 pytestmark = pytest.mark.lab
-MODEL = FIXTURES / "models/pphuman_rk3588_tk231.rknn"
+MODEL = modelgen.write(CACHE_DIR / "generated-models" / "rk3588_tk231.rknn", soc="rk3588",
+                       toolkit="2.3.1-source_code", format=6)     # a generated model: perf needs its SoC and toolkit
 
 
 def board(lab, profile):
@@ -68,7 +71,6 @@ def test_the_real_toolkit_without_a_device_fails_with_a_clear_diagnosis():
 
 
 def test_governors_that_fix_freq_changes_are_read_before_and_written_back_after(lab):
-    from pathlib import Path
 
     from rkdeploy.connection import SshSettings
     from rkdeploy.fleet import BoardSession

@@ -269,6 +269,7 @@ def write(path: str | Path, spec: Spec | None = None, **kwargs) -> Path:
     """Write a generated model to `path` (a Spec, or its fields as keyword arguments)."""
     spec = spec or Spec(**kwargs)
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(generate(spec))
     return path
 
