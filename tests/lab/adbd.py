@@ -205,6 +205,8 @@ class Transport:
                 await self.writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception as exc:  # log it: the log is the only window on a board-side failure
+            self.log("error", f"transport {type(exc).__name__}: {exc}")
         finally:
             for stream in list(self.streams.values()):
                 stream.peer_closed()

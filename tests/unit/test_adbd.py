@@ -231,6 +231,29 @@ def test_a_forward_to_a_socket_nobody_listens_on_is_refused_and_logged(lab):
     assert any("refused" in line and name in line for line in lab.log_lines())
 
 
+def test_a_shell_the_pc_abandons_gets_a_hangup_on_the_board(lab):
+    marker = f"rkdeploy-hangup-{os.getpid()}"
+    client = subprocess.Popen([str(lab.adb_path), "-P", str(lab.server_port), "-s", lab.serial, "shell",
+                               f"sleep 30 # {marker}"], env=lab.env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not any(marker in line for line in lab.log_lines()):
+            assert time.monotonic() < deadline, "adbd never saw the shell"
+            time.sleep(0.05)
+    finally:
+        client.kill()
+        client.wait()
+    deadline = time.monotonic() + 20
+    while not any(" hangup " in line for line in lab.log_lines()):
+        assert time.monotonic() < deadline, "adbd did not notice the PC closing the stream"
+        time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the abandoned command is still running after SIGHUP"
+        time.sleep(0.05)
+
+
 def test_the_log_records_every_service_the_pc_asked_for(lab):
     lab.on_board("shell", "uname -m")
     lab.on_board("root")
