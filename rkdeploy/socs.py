@@ -1,7 +1,7 @@
 """Which SoCs run which models: the one table deploy, perf and models.inspect consult.
 
 Rockchip builds one model per NPU, not per chip: SoCs that share an NPU share models, and the
-toolkit writes the family's first name into the model (docs/rknn-formats.md, "SoC families").
+toolkit writes one of the family's names into the model (docs/rknn-formats.md, "SoC families").
 Rockchip's own example trees show the families (`RK3566_RK3568/`, `RK3588/`, `RV1106_RV1103/`,
 `RV1106B_RV1103B/`), and the runtime refuses a model of another family with
 `This rknn model is for rk3588, but current platform is rk3566`.
