@@ -23,11 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.lab import faults, modelgen
-from tests.lab.host import CACHE_DIR
 from tests.lab.fleet import Lab
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = modelgen.write(CACHE_DIR / "generated-models" / "rk3588_tk231.rknn", soc="rk3588",
+SOURCE = modelgen.cached(soc="rk3588",
                         toolkit="2.3.1-source_code", format=6, size_kb=2700)
 SSH_OPTS = ["-o", "KexAlgorithms=curve25519-sha256", "-o", "BatchMode=yes", "-o", "ControlMaster=no"]
 

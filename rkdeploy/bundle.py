@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from .socs import KNOWN_SOCS, family_of
+from .socs import family_of
 from .versions import parse_runtime, parse_server, release_of, same_release
 
 ARCHES = ("aarch64", "armhf", "armhf-uclibc")

@@ -1,6 +1,5 @@
 """`rkdeploy deploy` and `models.*` against the lab fleet: validation, atomic push, versions, locks, cut links."""
 import json
-from pathlib import Path
 import socket
 import subprocess
 import threading
@@ -9,15 +8,13 @@ import time
 import pytest
 
 from tests.lab import modelgen
-from tests.lab.host import CACHE_DIR
 from tests.e2e.conftest import RKDEPLOY, inventory_copy, rkdeploy, ssh
 from tests.lab import faults
 
 pytestmark = pytest.mark.lab
 # Generated models (tests/lab/modelgen.py): what matters here is their SoC, building toolkit, format and size.
-MODELS = CACHE_DIR / "generated-models"
-TK231 = modelgen.write(MODELS / "rk3588_tk231.rknn", soc="rk3588", toolkit="2.3.1-source_code", format=6, size_kb=2700)
-TK134 = modelgen.write(MODELS / "rk3588_tk134.rknn", soc="rk3588", toolkit="1.3.4-source_code", format=2)
+TK231 = modelgen.cached(soc="rk3588", toolkit="2.3.1-source_code", format=6, size_kb=2700)
+TK134 = modelgen.cached(soc="rk3588", toolkit="1.3.4-source_code", format=2)
 
 
 def deploy(lab, model, *args, inventory=None):

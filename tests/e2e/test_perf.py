@@ -9,12 +9,10 @@ import pytest
 
 from rkdeploy.perf import run_worker
 from tests.lab import modelgen
-from tests.lab.host import CACHE_DIR
 from tests.e2e.conftest import RKDEPLOY, rkdeploy_in
 
 pytestmark = pytest.mark.lab
-MODEL = modelgen.write(CACHE_DIR / "generated-models" / "rk3588_tk231.rknn", soc="rk3588",
-                       toolkit="2.3.1-source_code", format=6)     # a generated model: perf needs its SoC and toolkit
+MODEL = modelgen.cached(soc="rk3588", toolkit="2.3.1-source_code", format=6)   # perf needs its SoC and toolkit
 
 
 def board(lab, profile):

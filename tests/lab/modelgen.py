@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import json
 import struct
 import sys
@@ -271,6 +272,20 @@ def write(path: str | Path, spec: Spec | None = None, **kwargs) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(generate(spec))
+    return path
+
+
+def cached(**kwargs) -> Path:
+    """A generated model for these Spec fields, written once under the lab's cache (named by the spec, so
+    two callers asking for different models never share a file)."""
+    from .host import CACHE_DIR
+
+    spec = Spec(**kwargs)
+    key = hashlib.sha256(repr(spec).encode()).hexdigest()[:12]
+    path = CACHE_DIR / "generated-models" / f"{spec.soc}-{spec.toolkit}-f{spec.format}-{key}.rknn"
+    if not path.exists():
+        tmp = write(path.with_name(f".{path.name}.{os.getpid()}"), spec)
+        tmp.rename(path)
     return path
 
 
