@@ -50,13 +50,14 @@ class PerfRun:
     diagnoses: list[Diagnosis] = field(default_factory=list)
     raw_path: str = ""
     governors_restored: int = 0
+    toolkit_errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": self.model, "ok": self.ok, "stage": self.stage, "error": self.error or None,
                 "perf": self.perf.to_dict() if self.perf else None,
                 "memory": self.memory.to_dict() if self.memory else None,
                 "diagnoses": [d.__dict__ for d in self.diagnoses], "raw": self.raw_path,
-                "governors_restored": self.governors_restored}
+                "governors_restored": self.governors_restored, "toolkit_errors": self.toolkit_errors}
 
 
 NETWORK_ID = re.compile(r"^[\w.-]+:\d+$")     # IP:PORT or HOST:PORT: network adb, needs `adb connect`
@@ -82,6 +83,13 @@ class AdbServer:
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess([self.adb, *args], 124, "", f"adb {' '.join(args)}: no answer "
                                                                           f"within {timeout:g} s")
+
+    def start(self) -> None:
+        """Once, before the parallel preflights: two adb clients starting one server race for its port."""
+        proc = self.run("start-server", timeout=60)
+        if proc.returncode != 0:
+            raise PerfError(f"the toolkit's adb could not start its server on port {self.port}: "
+                            f"{(proc.stderr or proc.stdout).strip()[-500:]}")
 
     def connect(self, device: str) -> str:
         """`adb connect`; returns what adb said when it did not connect ('' when it did)."""
@@ -204,6 +212,21 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: AdbS
     return job
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def toolkit_errors(log: str) -> list[str]:
+    """The toolkit's and its runtime's own error lines (`E …`), without colour codes, first seen first; the
+    closing `E rknn-toolkit2 version: …` of its warning summary is not an error."""
+    found: list[str] = []
+    for line in _ANSI.sub("", log).splitlines():
+        line = line.strip()
+        if (line.startswith("E ") and not line.startswith("E rknn-toolkit2 version")
+                and not line.endswith("Traceback (most recent call last):") and line not in found):
+            found.append(line if len(line) < 300 else line[:297] + "...")
+    return found
+
+
 def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path, env=None) -> PerfRun:
     name = model.path.rsplit("/", 1)[-1]
     target = board.soc or (model.target_platforms[0] if model.target_platforms else None)
@@ -214,7 +237,12 @@ def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir
     raw.write_text(out.get("log", "") + "\n---- eval_perf return value ----\n" + (out.get("perf_text") or "")
                    + "\n---- eval_memory return value ----\n" + json.dumps(out.get("memory")) + "\n")
     run = PerfRun(board.name, name, ok=bool(out.get("ok")), stage=out.get("stage", ""), error=out.get("error") or "",
-                  raw_path=str(raw))
+                  raw_path=str(raw), toolkit_errors=toolkit_errors(out.get("log") or ""))
+    if not run.ok:
+        # what the toolkit itself said, not only the exception the worker caught (often a bare traceback)
+        said = "; ".join(run.toolkit_errors[:3])
+        last = run.error.strip().splitlines()[-1] if run.error.strip() else ""
+        run.error = f"{run.stage}: {said or run.error}" + (f" ({last})" if said and last else "")
     run.perf = parse_perf(out.get("perf_text") or out.get("log", ""))
     memory = out.get("memory")
     run.memory = parse_memory(repr(memory)) if memory else parse_memory(out.get("log", ""))

@@ -9,7 +9,7 @@ from invoke import Exit
 
 from ..diagnose import diagnose
 from ..fleet import exit_code as fleet_exit_code
-from ..perf import AdbServer, PerfRun, perf_job
+from ..perf import AdbServer, PerfError, PerfRun, perf_job
 from ..perf_parse import parse_memory, parse_perf
 from ..perf_report import regressions, render_perf, rows, to_csv
 from ..settings import state_dir
@@ -51,9 +51,12 @@ def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=F
     raw_dir = state_dir(c.config) / "perf" / time.strftime("%Y%m%d-%H%M%S")
     server = AdbServer(adb)      # this run's own adb server (private port), killed at the end
     try:
+        server.start()
         job = perf_job(models, python=python, toolkit_release=tk.release, adb=server, force=force,
                        fix_freq=fix_freq, perf_debug=perf_debug, timeout=float(timeout), raw_dir=raw_dir)
         run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "perf", None)
+    except PerfError as e:
+        raise common.fail(str(e)) from None
     finally:
         server.close()
     runs = [p for r in run.results for p in (r.data or [])]
