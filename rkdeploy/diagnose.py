@@ -57,10 +57,27 @@ RULES: list[tuple[re.Pattern, str, str]] = [(re.compile(p, re.I), cause, fix) fo
 ]]
 
 
+_MISMATCH = "the PC toolkit and the board's rknn_server are different releases"
+_MODEL_NEWER = "the model was built by a newer rknn-toolkit2 than the board's librknnrt"
+_VERSION_LINE = re.compile(r"(API|DRV: rknn_server|DRV: rknnrt):\s*(\d+\.\d+\.\d+)")
+SAME_RELEASE = Diagnosis(
+    "toolkit, rknn_server and librknnrt are one release, yet the board's runtime refused the model: the board's "
+    "NPU (its rknpu driver or device) failed, or the model is damaged",
+    "read the board's rknn_server log (journalctl -u rknn_server, or where start_rknn.sh logs); inv check --host BOARD")
+
+
 def diagnose(text: str) -> list[Diagnosis]:
-    """Every distinct known cause found in a log, in the order first seen."""
+    """Every distinct known cause found in a log, in the order first seen. When the toolkit's `RKNN VERSION`
+    block shows the PC API, rknn_server and librknnrt at one release, a load/ioctl refusal is not a version
+    mismatch, whatever the message suggests."""
     found: list[Diagnosis] = []
     seen = set()
+    versions = {m.group(1): m.group(2) for m in _VERSION_LINE.finditer(text)}
+    if len(versions) == 3 and len(set(versions.values())) == 1:
+        seen.update((_MISMATCH, _MODEL_NEWER))
+        if re.search(r"msg_load_ack fail|msg_ioctl_ack fail|RKNN_ERR_MODEL_INVALID", text):
+            seen.add(SAME_RELEASE.cause)
+            found.append(SAME_RELEASE)
     for line in text.splitlines():
         for pattern, cause, fix in RULES:
             if pattern.search(line) and cause not in seen:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,30 +50,71 @@ class PerfRun:
     diagnoses: list[Diagnosis] = field(default_factory=list)
     raw_path: str = ""
     governors_restored: int = 0
+    toolkit_errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": self.model, "ok": self.ok, "stage": self.stage, "error": self.error or None,
                 "perf": self.perf.to_dict() if self.perf else None,
                 "memory": self.memory.to_dict() if self.memory else None,
                 "diagnoses": [d.__dict__ for d in self.diagnoses], "raw": self.raw_path,
-                "governors_restored": self.governors_restored}
+                "governors_restored": self.governors_restored, "toolkit_errors": self.toolkit_errors}
 
 
-def toolkit_adb(python: str) -> str:
-    """The adb bundled with the toolkit, which the toolkit always uses (not whatever adb is on PATH)."""
-    code = ("import importlib.util, os\nspec = importlib.util.find_spec('rknn')\n"
-            "root = os.path.dirname(spec.origin) if spec and spec.origin else ''\n"
-            "hits = [os.path.join(d, 'adb') for d, _, fs in os.walk(root) if 'adb' in fs and 'linux' in d + 'linux']\n"
-            "print(next((h for h in hits if os.access(h, os.X_OK)), ''))")
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
-    if not out:
-        raise PerfError(f"no adb inside the rknn-toolkit2 of {python}")
-    return out
+NETWORK_ID = re.compile(r"^[\w.-]+:\d+$")     # IP:PORT or HOST:PORT: network adb, needs `adb connect`
+
+
+class AdbServer:
+    """The toolkit's bundled adb with a private adb server for one rkdeploy run.
+
+    ANDROID_ADB_SERVER_PORT (which the toolkit's adb inherits, docs/toolkit-and-adb.md §3) keeps this run
+    apart from any other adb server on the PC; the server is killed by close(). The toolkit does not
+    `adb connect` a network device id itself, so connect() does, before the toolkit runs.
+    """
+
+    def __init__(self, adb: str, port: int | None = None):
+        self.adb = adb
+        self.port = port or _free_port()
+        self.env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(self.port)}
+
+    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run([self.adb, *args], capture_output=True, text=True, timeout=timeout, env=self.env,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess([self.adb, *args], 124, "", f"adb {' '.join(args)}: no answer "
+                                                                          f"within {timeout:g} s")
+
+    def start(self) -> None:
+        """Once, before the parallel preflights: two adb clients starting one server race for its port."""
+        proc = self.run("start-server", timeout=60)
+        if proc.returncode != 0:
+            raise PerfError(f"the toolkit's adb could not start its server on port {self.port}: "
+                            f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+
+    def connect(self, device: str) -> str:
+        """`adb connect`; returns what adb said when it did not connect ('' when it did)."""
+        proc = self.run("connect", device)
+        said = (proc.stdout + proc.stderr).strip()
+        if proc.returncode == 0 and ("connected to" in said and "unable" not in said and "failed" not in said):
+            return ""
+        return said or f"adb connect exited {proc.returncode}"
+
+    def devices(self) -> list[str]:
+        out = self.run("devices").stdout.splitlines()
+        return [line.split()[0] for line in out[1:] if line.strip() and "\tdevice" in line]
+
+    def close(self) -> None:
+        self.run("kill-server", timeout=15)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def adb_devices(adb: str) -> list[str]:
-    out = subprocess.run([adb, "devices"], capture_output=True, text=True, timeout=30).stdout.splitlines()
-    return [line.split()[0] for line in out[1:] if line.strip() and "\tdevice" in line]
+    return AdbServer(adb, port=int(os.environ.get("ANDROID_ADB_SERVER_PORT", 5037))).devices()
 
 
 def read_governors(session: BoardSession) -> dict[str, str]:
@@ -92,14 +134,15 @@ def restore_governors(session: BoardSession, saved: dict[str, str]) -> int:
 _pc_lock_path = Path(os.environ.get("RKDEPLOY_CACHE", Path.home() / ".cache" / "rkdeploy")) / "transfer_proxy.lock"
 
 
-def run_worker(python: str, request: dict, timeout: float) -> dict:
-    """One toolkit run at a time on this PC: @transfer_proxy is a single PC-wide socket name."""
+def run_worker(python: str, request: dict, timeout: float, env: dict | None = None) -> dict:
+    """One toolkit run at a time on this PC: @transfer_proxy is a single PC-wide socket name. `env` (an
+    AdbServer's) selects the adb server the toolkit's adb talks to."""
     _pc_lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(_pc_lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             proc = subprocess.run([python, str(WORKER)], input=json.dumps(request), capture_output=True, text=True,
-                                  timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                  timeout=timeout, env={**(env or os.environ), "PYTHONUNBUFFERED": "1"})
         except subprocess.TimeoutExpired:
             return {"ok": False, "stage": "timeout", "error": f"the toolkit did not finish within {timeout:g} s",
                     "log": ""}
@@ -111,7 +154,7 @@ def run_worker(python: str, request: dict, timeout: float) -> dict:
                 "log": proc.stdout + proc.stderr}
 
 
-def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: str, *, force: bool) -> list[str]:
+def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: AdbServer, *, force: bool) -> list[str]:
     """Why a connected-board run on this board would fail, before the toolkit is started (starts a
     stopped rknn_server the board's way, as that is what the user would do next)."""
     board = session.board
@@ -135,15 +178,17 @@ def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: str
     if not board.adb:
         problems.append("the inventory gives no adb device id for this board (adb: SERIAL, or IP:5555 for network adb)")
     else:
-        if re.match(r"^[\d.]+:\d+$", board.adb):
-            subprocess.run([adb, "connect", board.adb], capture_output=True, timeout=30)
-        if board.adb not in adb_devices(adb):
+        refused = adb.connect(board.adb) if NETWORK_ID.match(board.adb) else ""
+        if refused:
+            problems.append(f"network adb {board.adb} unreachable: `adb connect {board.adb}` said: {refused} "
+                            f"(is adbd running on the board and listening on that port?)")
+        elif board.adb not in adb.devices():
             problems.append(f"the toolkit's adb does not list {board.adb} (USB cable and udev rules, or "
                             f"`adb connect {board.adb}` for network adb)")
     return problems
 
 
-def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: str, force: bool, fix_freq: bool,
+def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: AdbServer, force: bool, fix_freq: bool,
              perf_debug: bool, timeout: float, raw_dir: Path):
     def job(session: BoardSession) -> BoardResult:
         board = session.board
@@ -156,7 +201,7 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: str,
         runs = []
         try:
             for model in models:
-                runs.append(_one(board, model, python, fix_freq, perf_debug, timeout, raw_dir))
+                runs.append(_one(board, model, python, fix_freq, perf_debug, timeout, raw_dir, adb.env))
         finally:
             restored = restore_governors(session, saved)
         for r in runs:
@@ -167,17 +212,37 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: str,
     return job
 
 
-def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path) -> PerfRun:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def toolkit_errors(log: str) -> list[str]:
+    """The toolkit's and its runtime's own error lines (`E …`), without colour codes, first seen first; the
+    closing `E rknn-toolkit2 version: …` of its warning summary is not an error."""
+    found: list[str] = []
+    for line in _ANSI.sub("", log).splitlines():
+        line = line.strip()
+        if (line.startswith("E ") and not line.startswith("E rknn-toolkit2 version")
+                and not line.endswith("Traceback (most recent call last):") and line not in found):
+            found.append(line if len(line) < 300 else line[:297] + "...")
+    return found
+
+
+def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path, env=None) -> PerfRun:
     name = model.path.rsplit("/", 1)[-1]
     target = board.soc or (model.target_platforms[0] if model.target_platforms else None)
     out = run_worker(python, {"model": model.path, "target": target, "device_id": board.adb,
-                              "perf_debug": perf_debug, "fix_freq": fix_freq}, timeout)
+                              "perf_debug": perf_debug, "fix_freq": fix_freq}, timeout, env)
     raw_dir.mkdir(parents=True, exist_ok=True)
     raw = raw_dir / f"{board.name}-{name}.log"
     raw.write_text(out.get("log", "") + "\n---- eval_perf return value ----\n" + (out.get("perf_text") or "")
                    + "\n---- eval_memory return value ----\n" + json.dumps(out.get("memory")) + "\n")
     run = PerfRun(board.name, name, ok=bool(out.get("ok")), stage=out.get("stage", ""), error=out.get("error") or "",
-                  raw_path=str(raw))
+                  raw_path=str(raw), toolkit_errors=toolkit_errors(out.get("log") or ""))
+    if not run.ok:
+        # what the toolkit itself said, not only the exception the worker caught (often a bare traceback)
+        said = "; ".join(run.toolkit_errors[:3])
+        last = run.error.strip().splitlines()[-1] if run.error.strip() else ""
+        run.error = f"{run.stage}: {said or run.error}" + (f" ({last})" if said and last else "")
     run.perf = parse_perf(out.get("perf_text") or out.get("log", ""))
     memory = out.get("memory")
     run.memory = parse_memory(repr(memory)) if memory else parse_memory(out.get("log", ""))

@@ -114,7 +114,7 @@ def toolkit_python_or_fail(c) -> str:
     python = toolkit_python(c.config.perf.get("toolkit_python"))
     if not python:
         raise fail("no rknn-toolkit2 environment: create one with `inv perf.setup --version 2.3.2` (a virtualenv "
-                    "of its own, ~3 GB with torch), or point perf.toolkit_python in invoke.yaml (or "
+                    "of its own, ~1.3 GB with CPU torch), or point perf.toolkit_python in invoke.yaml (or "
                     "RKDEPLOY_TOOLKIT_PYTHON) at the python of an existing one")
     return python
 

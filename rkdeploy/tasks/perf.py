@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json as jsonlib
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,11 +9,11 @@ from invoke import Exit
 
 from ..diagnose import diagnose
 from ..fleet import exit_code as fleet_exit_code
-from ..perf import PerfError, PerfRun, perf_job, toolkit_adb
+from ..perf import AdbServer, PerfError, PerfRun, perf_job
 from ..perf_parse import parse_memory, parse_perf
 from ..perf_report import regressions, render_perf, rows, to_csv
 from ..settings import state_dir
-from ..toolkit import ToolkitError, read_toolkit
+from ..toolkit import ToolkitError, ensure_env, env_key, read_toolkit, toolkit_adb
 from . import common
 from .common import SELECT_HELP, task
 
@@ -46,14 +44,21 @@ def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=F
     try:
         tk = read_toolkit(python)
         adb = toolkit_adb(python)
-    except (ToolkitError, PerfError) as e:
+    except ToolkitError as e:
         raise common.fail(str(e)) from None
     inv, boards = common.selection(c, inventory, host, group, all)
 
     raw_dir = state_dir(c.config) / "perf" / time.strftime("%Y%m%d-%H%M%S")
-    job = perf_job(models, python=python, toolkit_release=tk.release, adb=adb, force=force, fix_freq=fix_freq,
-                   perf_debug=perf_debug, timeout=float(timeout), raw_dir=raw_dir)
-    run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "perf", None)
+    server = AdbServer(adb)      # this run's own adb server (private port), killed at the end
+    try:
+        server.start()
+        job = perf_job(models, python=python, toolkit_release=tk.release, adb=server, force=force,
+                       fix_freq=fix_freq, perf_debug=perf_debug, timeout=float(timeout), raw_dir=raw_dir)
+        run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "perf", None)
+    except PerfError as e:
+        raise common.fail(str(e)) from None
+    finally:
+        server.close()
     runs = [p for r in run.results for p in (r.data or [])]
     table = rows(runs)
     unreachable = [r for r in run.results if r.status == "unreachable"]
@@ -96,19 +101,24 @@ def perf_parse_task(c, path, json=False):
         render_perf(common.out(False), rows([run]))
 
 
-@task(name="setup", help={"version": "rknn-toolkit2 release (default 2.3.2)",
-                          "path": "where to create the virtualenv (default ~/.cache/rkdeploy/toolkit-VERSION)"})
-def perf_setup(c, version="2.3.2", path=None):
-    """Create rknn-toolkit2's own virtualenv (it pins old torch/numpy; ~3 GB, several minutes)."""
+@task(name="setup", help={"version": "rknn-toolkit2 release (default 2.3.2; tested sets: rkdeploy/toolkit_constraints)",
+                          "path": "where to create the virtualenv (default ~/.cache/rkdeploy/toolkit-VERSION-HASH)",
+                          "print-python": "print only the toolkit's python on stdout (for scripts)"})
+def perf_setup(c, version="2.3.2", path=None, print_python=False):
+    """Create rknn-toolkit2's own virtualenv from the tested, pinned package set (CPU torch; ~1.3 GB, ~40 s).
 
-    venv = Path(path or state_dir(c.config) / f"toolkit-{version}").expanduser()
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    proc = subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", f"rknn-toolkit2=={version}"])
-    if proc.returncode != 0:
-        raise common.fail(f"pip could not install rknn-toolkit2=={version} into {venv}")
-    size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file())
-    print(f"rknn-toolkit2 {version} in {venv} ({size / 2 ** 30:.1f} GiB, {time.monotonic() - started:.0f} s).\n"
-          f"Set in invoke.yaml:  perf:\n  toolkit_python: {venv / 'bin/python'}")
+    Reused as it is when it already holds the same set (keyed by the hash of the constraints file).
+    """
 
-
+    try:
+        venv = Path(path).expanduser() if path else state_dir(c.config) / env_key(version)
+        result = ensure_env(version, venv)
+    except ToolkitError as e:
+        raise common.fail(str(e)) from None
+    if print_python:
+        print(result.python)
+        return
+    how = "already there" if result.reused else f"installed in {result.seconds:.0f} s"
+    print(f"rknn-toolkit2 {version} in {result.venv} ({result.megabytes:.0f} MB, {how}).\n"
+          f"Set in invoke.yaml:  perf:\n  toolkit_python: {result.python}\n"
+          f"or export RKDEPLOY_TOOLKIT_PYTHON={result.python}")

@@ -28,6 +28,12 @@ What it serves (one TCP connection = one adb transport; no authentication, no TL
     `tcp:PORT` / `tcp:HOST:PORT`: connect there on the board and relay bytes both ways. This is what
     `adb forward LOCAL REMOTE` opens on the device.
   * anything else (`reverse:`, `framebuffer:`, `reboot:`, …) is refused (CLSE), and logged.
+  * `--map-path FROM=TO` (repeatable; a LAB ADAPTATION, not adbd behaviour): FROM is replaced by TO in
+    shell/exec command lines and at the start of sync paths, and each replacement is logged (`map`). The lab
+    uses `--map-path /proc/device-tree=/sys/firmware/devicetree/base`: an emulated board's /proc is the
+    host kernel's, which has no device tree, while the board's DT lives at /sys/firmware/devicetree/base
+    (what /proc/device-tree links to on a real board), and rknn-toolkit2 runs
+    `adb shell cat /proc/device-tree/compatible` to learn the SoC.
 
 Every transport and every service request is logged, one line each, to --log: that log is how one learns
 what a PC tool (the toolkit) asks of a board.
@@ -287,6 +293,19 @@ class Daemon:
         self.args = args
         self.log = Log(args.log)
 
+    def mapped(self, stream: "Stream", text: str, prefix_only: bool = False) -> str:
+        """The lab's --map-path replacements (see the module docstring), logged."""
+        out = text
+        for frm, to in self.args.map_path:
+            if prefix_only:
+                if out == frm or out.startswith(frm.rstrip("/") + "/"):
+                    out = to + out[len(frm):]
+            else:
+                out = out.replace(frm, to)
+        if out != text:
+            stream.t.log("map", f"stream={stream.local_id} {json.dumps(text)} -> {json.dumps(out)}")
+        return out
+
     def banner(self) -> str:
         a = self.args
         return (f"device::ro.product.name={a.product_name};ro.product.model={a.product_model};"
@@ -312,6 +331,7 @@ class Daemon:
     async def shell(self, stream: Stream, service: str) -> None:
         t = stream.t
         head, _, command = service.partition(":")
+        command = self.mapped(stream, command)
         options = head.split(",")[1:] if head.startswith("shell") else []
         v2 = head.startswith("shell") and "v2" in options and "shell_v2" in self.args.features.split(",")
         if "pty" in options or (not command and "raw" not in options):
@@ -472,6 +492,8 @@ class Daemon:
                 return
             path = (await stream.read_exactly(length)).decode("utf-8", "surrogateescape")
             t.log("sync", f"stream={stream.local_id} {rid.decode('ascii', 'replace')} {json.dumps(path)}")
+            if rid != b"SEND":
+                path = self.mapped(stream, path, prefix_only=True)
             if rid == b"STAT":
                 try:
                     st = os.lstat(path)
@@ -650,6 +672,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--features", default="shell_v2,stat_v2",
                    help="comma-separated features announced in the CNXN banner (shell_v2 and stat_v2 are "
                         "implemented; announce fewer to see how the PC side falls back)")
+    p.add_argument("--map-path", action="append", default=[], metavar="FROM=TO",
+                   type=lambda v: tuple(v.split("=", 1)) if "=" in v else p.error(f"--map-path {v}: FROM=TO"),
+                   help="LAB ADAPTATION: replace FROM by TO in shell commands and sync paths (repeatable)")
     return p.parse_args(argv)
 
 

@@ -311,9 +311,22 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
     lab_etc.mkdir(parents=True)
     (lab_etc / "profile").write_text(profile["name"] + "\n")
     autostart = profile.get("server_running") and profile["installed"].get("server")
+    adbd = profile.get("adbd", True)
+    if adbd:
+        # The lab's adbd stand-in (tests/lab/adbd.py): network adb on TCP 5555, as root, as on a vendor image
+        # with `setprop service.adb.tcp.port 5555`. --map-path is a lab adaptation: the board's /proc is the
+        # host kernel's (no device tree), its DT is at /sys/firmware/devicetree/base, and rknn-toolkit2 runs
+        # `adb shell cat /proc/device-tree/compatible` (docs/toolkit-and-adb.md §3).
+        shutil.copy(Path(__file__).with_name("adbd.py"), lab_etc / "adbd.py")
+    soc = profile.get("soc", "rk3588")
+    adbd_start = (f"setsid python3 /etc/rkdeploy-lab/adbd.py --port 5555 --log /var/log/adbd-lab.log "
+                  f"--product-name {soc}_lab --product-device {soc}_lab "
+                  "--map-path /proc/device-tree=/sys/firmware/devicetree/base "
+                  "> /var/log/adbd-lab.console 2>&1 < /dev/null &\necho $! > /run/adbd-lab.pid\n")
     (lab_etc / "boot.sh").write_text(
         "#!/bin/sh\n# Board boot (lab): what the vendor image's init would start, then sshd.\n"
         + ("setsid /usr/bin/start_rknn.sh > /var/log/rknn_server.log 2>&1 < /dev/null &\n" if autostart else "")
+        + (adbd_start if adbd else "")
         + "echo $$ > /run/lab-sshd.pid\nexec /usr/sbin/sshd -D -e\n")
     # Identity a probe reads: /sys/firmware/devicetree/base (= /proc/device-tree on a real board)
     # and the root-only debugfs file of the NPU driver.

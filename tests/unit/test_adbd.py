@@ -79,7 +79,7 @@ def _free_port() -> int:
 class Lab:
     """One adbd stand-in and one private adb server talking to it."""
 
-    def __init__(self, adb: Path, work: Path, features: str | None = None):
+    def __init__(self, adb: Path, work: Path, features: str | None = None, extra: tuple[str, ...] = ()):
         self.adb_path = adb
         self.work = work
         self.log = work / "adbd-lab.log"
@@ -88,6 +88,7 @@ class Lab:
                    "--log", str(self.log), "--ready-file", str(ready)]
         if features is not None:
             command += ["--features", features]
+        command += list(extra)
         self.adbd = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.server_port = _free_port()
         home = work / "home"
@@ -276,3 +277,24 @@ def test_without_shell_v2_the_pc_falls_back_to_the_raw_shell_service(real_adb, t
         assert any('service="shell:echo hi; exit 3"' in line for line in lab.log_lines())
     finally:
         lab.stop()
+
+
+def test_the_labs_map_path_adaptation_answers_proc_device_tree_from_the_boards_dt(real_adb, tmp_path):
+    """What an emulated lab board needs for rknn-toolkit2's `adb shell cat /proc/device-tree/compatible`."""
+    dt = tmp_path / "devicetree" / "base"
+    dt.mkdir(parents=True)
+    (dt / "compatible").write_bytes(b"rockchip,rk3588-evb1-lp4-v10\0rockchip,rk3588\0")
+    (tmp_path / "work").mkdir()
+    mapped = Lab(real_adb, tmp_path / "work", extra=("--map-path", f"/proc/device-tree={dt}"))
+    try:
+        assert "connected to" in mapped.adb("connect", mapped.serial).stdout.decode()
+        cat = mapped.on_board("shell", "cat /proc/device-tree/compatible")
+        assert (cat.returncode, cat.stdout) == (0, b"rockchip,rk3588-evb1-lp4-v10\0rockchip,rk3588\0")
+        pulled = mapped.on_board("pull", "/proc/device-tree/compatible", str(tmp_path / "c"))
+        assert pulled.returncode == 0 and (tmp_path / "c").read_bytes() == (dt / "compatible").read_bytes()
+        other = mapped.on_board("shell", "echo /proc/version")         # nothing else is touched
+        assert other.stdout == b"/proc/version\n"
+        log = "\n".join(mapped.log_lines())
+        assert f'map stream=' in log and f'"cat /proc/device-tree/compatible" -> "cat {dt}/compatible"' in log
+    finally:
+        mapped.stop()

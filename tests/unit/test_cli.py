@@ -1,5 +1,6 @@
 """The command line without boards: every task loads and documents its options; offline tasks work."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,8 +13,9 @@ from tests.lab import modelgen
 RKDEPLOY = str(Path(sys.executable).parent / "rkdeploy")
 
 
-def cli(*args):
-    return subprocess.run([RKDEPLOY, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+def cli(*args, env=None):
+    return subprocess.run([RKDEPLOY, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env=env)
 
 
 def test_every_task_has_a_docstring_and_help_for_each_of_its_options():
@@ -48,5 +50,7 @@ def test_a_log_with_only_a_failure_is_parsed_into_its_diagnosis(tmp_path):
 
 def test_perf_without_a_toolkit_environment_says_how_to_get_one(tmp_path):
     model = modelgen.write(tmp_path / "tiny.rknn", soc="rk3568", format=6, toolkit="2.5.0")
-    proc = cli("perf", "--all", "--model", str(model))
+    # without RKDEPLOY_TOOLKIT_PYTHON, which scripts/test.sh sets for the real-toolkit tests
+    env = {k: v for k, v in os.environ.items() if k != "RKDEPLOY_TOOLKIT_PYTHON"}
+    proc = cli("perf", "--all", "--model", str(model), env=env)
     assert proc.returncode == 1 and "inv perf.setup" in proc.stderr

@@ -12,7 +12,8 @@ import os
 import subprocess
 import sys
 
-_ADB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin", "adb")
+_ADB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "3rdparty", "platform-tools", "adb",
+                    "linux-x86_64", "adb")
 
 
 class RKNN:
