@@ -8,6 +8,9 @@ import re
 from dataclasses import asdict, dataclass, field
 
 ANSI = re.compile(r"\x1b?\[[0-9;]*m")
+# The parsers never raise: text that is not the toolkit's output (or a number no real run prints, such as a
+# 20 000-digit one, or "1.2.3") is skipped, and a text with nothing recognisable gives None.
+_MAX_DIGITS = 18
 _UNITS = {"B": 1, "BYTE": 1, "BYTES": 1, "KIB": 1024, "MIB": 1024 ** 2, "GIB": 1024 ** 3,
           "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
 
@@ -72,8 +75,24 @@ def clean(text: str) -> list[str]:
     return [ANSI.sub("", line).rstrip() for line in text.splitlines()]
 
 
-def _size(value: str, unit: str) -> int:
-    return int(float(value) * _UNITS.get(unit.upper(), 1))
+def _int(value: str) -> int | None:
+    """A plain decimal number as printed, or None (not ASCII digits, or longer than any real value)."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS else None
+
+
+def _float(value: str) -> float | None:
+    """A plain decimal number such as 12.5, or None ("1.2.3", ".", a run of digits longer than any real value)."""
+    if not value or len(value) > _MAX_DIGITS + 1 or value.count(".") > 1 or value == ".":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _size(value: str, unit: str) -> int | None:
+    number = _float(value)
+    return None if number is None else int(number * _UNITS.get(unit.upper(), 1))
 
 
 def parse_perf(text: str) -> PerfResult | None:
@@ -93,20 +112,23 @@ def parse_perf(text: str) -> PerfResult | None:
             result.generation = "2.x"
             continue
         if freq_key and re.match(r"-\s*\d+$", body):
-            result.frequencies[freq_key].append(int(body.lstrip("- ")))
+            if (mhz := _int(body.lstrip("- \t"))) is not None:
+                result.frequencies[freq_key].append(mhz)
             continue
         freq_key = None
-        if m := re.match(r"Total Time\(us\):\s*(\d+)", body):
-            result.total_time_us, result.generation, found = int(m.group(1)), "2.x", True
-        elif m := re.match(r"FPS:\s*([\d.]+)", body):
-            result.fps, found = float(m.group(1)), True
-        elif m := re.match(r"Total Operator Elapsed (Per Frame )?Time\(us\):\s*(\d+)", body):
-            result.operator_time_us, found = int(m.group(2)), True
+        if (m := re.match(r"Total Time\(us\):\s*(\d+)", body)) and _int(m.group(1)) is not None:
+            result.total_time_us, result.generation, found = _int(m.group(1)), "2.x", True
+        elif (m := re.match(r"FPS:\s*([\d.]+)", body)) and _float(m.group(1)) is not None:
+            result.fps, found = _float(m.group(1)), True
+        elif ((m := re.match(r"Total Operator Elapsed (Per Frame )?Time\(us\):\s*(\d+)", body))
+              and _int(m.group(2)) is not None):
+            result.operator_time_us, found = _int(m.group(2)), True
             result.generation = result.generation or ("2.x" if m.group(1) else "1.x")
-        elif m := re.match(r"Total Memory RW Amount\(MB\):\s*([\d.]+)", body):
-            result.memory_rw_kb = float(m.group(1)) * 1024
-        elif m := re.match(r"Total Memory Read/Write Per Frame Size\(KB\):\s*([\d.]+)", body):
-            result.memory_rw_kb = float(m.group(1))
+        elif (m := re.match(r"Total Memory RW Amount\(MB\):\s*([\d.]+)", body)) and _float(m.group(1)) is not None:
+            result.memory_rw_kb = _float(m.group(1)) * 1024
+        elif ((m := re.match(r"Total Memory Read/Write Per Frame Size\(KB\):\s*([\d.]+)", body))
+              and _float(m.group(1)) is not None):
+            result.memory_rw_kb = _float(m.group(1))
         elif body.startswith("ID ") and "OpType" in body:
             # 1.x: ... OutputShape DDR Cycles NPU Cycles Total Cycles Time(us); 2.x: ... Cycles(DDR/NPU/Total) Time(us)
             time_col = 7 if "Cycles(DDR/NPU/Total)" in body else 9
@@ -116,8 +138,9 @@ def parse_perf(text: str) -> PerfResult | None:
             cols = body.split()
             if time_col is None and len(cols) > 7:     # an excerpt without its header: tell by the cycles column
                 time_col = 7 if "/" in cols[6] else 9
-            if len(cols) > time_col and cols[time_col].isdigit():
-                result.layers.append(Layer(int(cols[0]), cols[1], cols[3], int(cols[time_col])))
+            if (time_col is not None and len(cols) > time_col and _int(cols[time_col]) is not None
+                    and _int(cols[0]) is not None):
+                result.layers.append(Layer(_int(cols[0]), cols[1], cols[3], _int(cols[time_col])))
         elif rank_cols and re.match(r"\S+\s+\d+\s+\d+", body):
             cols = body.split()
             if rank_cols == "1.x" and len(cols) >= 6:
@@ -126,11 +149,14 @@ def parse_perf(text: str) -> PerfResult | None:
                 op, calls, cpu, npu, total, ratio = cols[0], cols[1], cols[2], cols[4], cols[5], cols[6]
             else:
                 continue
-            if op == "Total":           # newer runtimes end the ranking with a sum row
-                result.operator_time_us = result.operator_time_us or int(total)
+            numbers = [_int(calls), _int(cpu), _int(npu), _int(total)]
+            share = _float(ratio.rstrip("%"))
+            if None in numbers or share is None:
                 continue
-            result.ranking.append(OperatorRank(op, int(calls), int(cpu), int(npu), int(total),
-                                               float(ratio.rstrip("%"))))
+            if op == "Total":           # newer runtimes end the ranking with a sum row
+                result.operator_time_us = result.operator_time_us or numbers[3]
+                continue
+            result.ranking.append(OperatorRank(op, *numbers, share))
         elif body.startswith("====") or body.startswith("----"):
             time_col = time_col if body.startswith("----") else None
             if body.startswith("===="):
@@ -160,15 +186,17 @@ def parse_memory(text: str) -> MemoryResult | None:
         body = line.strip()
         for key, pattern in _MEM_TEXT.items():
             m = pattern.match(body)
-            if m and getattr(result, key) is None:
+            if m and getattr(result, key) is None and _size(m.group(1), m.group(2)) is not None:
                 setattr(result, key, _size(m.group(1), m.group(2)))
                 found = True
-        if m := re.search(r"current model size is:\s*([\d.]+)\s*([KMG]i?B|Byte)", body):
+        m = re.search(r"current model size is:\s*([\d.]+)\s*([KMG]i?B|Byte)", body)
+        if m and _size(m.group(1), m.group(2)) is not None:
             result.model_size = _size(m.group(1), m.group(2))
-    exact = dict(re.findall(r"'(\w+)'\s*:\s*(\d+)", "\n".join(lines)))
+    exact = {k: _int(v) for k, v in re.findall(r"'(\w+)'\s*:\s*(\d+)", "\n".join(lines))}
+    exact = {k: v for k, v in exact.items() if v is not None}
     if any(k in _MEM_KEYS for k in exact):
         for key, value in exact.items():
             if key in _MEM_KEYS:
-                setattr(result, _MEM_KEYS[key], int(value))
+                setattr(result, _MEM_KEYS[key], value)
         result.exact = found = True
     return result if found else None

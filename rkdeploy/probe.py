@@ -176,10 +176,33 @@ done
 
 
 class ProbeError(RuntimeError):
-    """The probe's output is not what the probe prints: the board ended it early or is not Linux."""
+    """The probe's output is not what the probe prints: the board ended it early or is not Linux.
+    `link_lost` tells the two stories apart: True when the caller saw the SSH channel or transport end
+    without the command's exit status (ProbeLinkLost, also a ConnectionError: the board is unreachable)."""
+    link_lost = False
 
 
-def parse_probe(output: str) -> BoardFacts:
+class ProbeLinkLost(ProbeError, ConnectionError):
+    """The link to the board was lost while the probe ran: its output stops short for that reason."""
+    link_lost = True
+
+
+# Numbers the probe prints (PIDs, sizes, KiB free): plain ASCII digits, at most 18 of them (int() of a longer
+# run is slow or refused, and no real value is that long); anything else is taken for "not printed".
+_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def _number(value: str) -> int | None:
+    return int(value) if _NUMBER.fullmatch(value) else None
+
+
+def parse_probe(output: str | bytes, *, link_lost: bool = False) -> BoardFacts:
+    """BoardFacts from the probe's output (bytes are decoded as UTF-8 with U+FFFD for bytes that are not:
+    a file name in Latin-1 must not make a board unreadable). `link_lost`: the caller saw the channel end
+    without an exit status (transport dead), so output cut short is reported as a lost link, not as a
+    board whose login shell is not a POSIX shell."""
+    if isinstance(output, (bytes, bytearray)):
+        output = bytes(output).decode("utf-8", errors="replace")
     facts = BoardFacts()
     seen_end = False
     for line in output.splitlines():
@@ -212,7 +235,7 @@ def parse_probe(output: str) -> BoardFacts:
             facts.runtimes.append(item)
             facts.runtime = facts.runtime or item
         elif key == "server_pid":
-            facts.server_pid = int(value) if value.isdigit() else None
+            facts.server_pid = _number(value)
             facts.server_running = facts.server_pid is not None
         elif key == "server_manager":
             facts.server_manager = facts.server_manager or value
@@ -227,21 +250,29 @@ def parse_probe(output: str) -> BoardFacts:
         elif key == "model_dir":
             facts.model_dir_state = value.rpartition("|")[2]
         elif key == "model_dir_free":
-            facts.model_dir_free_kb = int(value) if value.isdigit() else None
+            facts.model_dir_free_kb = _number(value)
         elif key == "model_current":
             name, _, target = value.partition("|")
             facts.models_current[name] = target
         elif key == "model_version":
             try:
-                facts.model_versions.append(json.loads(value))
-            except ValueError:
-                facts.warnings.append(f"unreadable model metadata: {value[:80]}")
+                meta = json.loads(value)
+            except (ValueError, RecursionError):   # RecursionError: nested thousands deep
+                meta = None
+            if isinstance(meta, dict):
+                facts.model_versions.append(meta)
+            else:
+                facts.warnings.append(f"unreadable model metadata: {value[:80]!r}")
         elif key == "df":                     # "mountpoint|available KiB"
             path, _, kb = value.partition("|")
-            if kb.isdigit():
-                facts.disk_free_kb[path] = int(kb)
+            if _number(kb) is not None:
+                facts.disk_free_kb[path] = _number(kb)
     if not seen_end:
-        raise ProbeError("the board's probe output ended early (is the login shell a POSIX shell on Linux?)")
+        if link_lost:
+            raise ProbeLinkLost("the link to the board was lost during the probe (the SSH connection ended "
+                                f"before the probe finished, after {len(output)} characters of its output)")
+        raise ProbeError("the board's probe output ended early (the command finished without the probe's last "
+                         "line: is the login shell a POSIX shell on Linux?)")
     return facts
 
 
@@ -249,13 +280,15 @@ def _parse_id(text: str) -> tuple[str, list[str]]:
     """`uid=1000(rock) gid=1000(rock) groups=1000(rock),27(sudo),44(video)` → ("rock", [rock, sudo, video])."""
     user = re.search(r"uid=\d+\(([^)]*)\)", text)
     groups = re.search(r"groups=(\S+)", text)
-    names = re.findall(r"\d+\(([^)]*)\)", groups.group(1)) if groups else []
+    # (?<!\d): an entry starts where its digit run starts; without it, a long digit run without "(" was tried
+    # from each of its digits (20 000 digits: 1.2 s, quadratic).
+    names = re.findall(r"(?<!\d)\d+\(([^)]*)\)", groups.group(1)) if groups else []
     return (user.group(1) if user else ""), names
 
 
 def _add_file(facts: BoardFacts, value: str) -> None:
     path, size, sha, magic, ver = (value.split("|", 4) + [""] * 5)[:5]
-    item = InstalledFile(path=path, sha256=sha, size=int(size) if size.isdigit() else 0, is_elf=magic == "7f454c46")
+    item = InstalledFile(path=path, sha256=sha, size=_number(size) or 0, is_elf=magic == "7f454c46")
     if path in RUNTIME_PATHS:
         item.version = parse_runtime(ver) if ver else None
         facts.runtimes.append(item)

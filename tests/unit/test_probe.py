@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from rkdeploy.probe import ProbeError, parse_probe, probe_script, version_script
+from rkdeploy.probe import ProbeError, ProbeLinkLost, parse_probe, probe_script, version_script
 from rkdeploy.versions import parse_runtime, parse_server
 from tests.conftest import FIXTURES
 
@@ -45,8 +45,21 @@ def test_an_html_file_named_librknnrt_is_noticed_and_the_next_library_is_still_l
 
 
 def test_output_cut_short_is_an_error_not_a_board_without_software():
-    with pytest.raises(ProbeError, match="ended early"):
+    with pytest.raises(ProbeError, match="ended early") as err:
         parse_probe((PROBES / "no-sudo-truncated.txt").read_text())
+    assert not err.value.link_lost and not isinstance(err.value, ConnectionError)
+
+
+def test_output_cut_short_by_a_lost_link_says_the_link_was_lost_not_that_the_shell_is_wrong():
+    from rkdeploy.fleet import UNREACHABLE, classify
+
+    with pytest.raises(ProbeLinkLost) as err:
+        parse_probe((PROBES / "no-sudo-truncated.txt").read_text(), link_lost=True)
+    message = str(err.value)
+    assert "link to the board was lost during the probe" in message and "POSIX" not in message
+    assert err.value.link_lost and isinstance(err.value, ProbeError) and isinstance(err.value, ConnectionError)
+    status, text = classify(err.value)
+    assert status == UNREACHABLE and "link to the board was lost" in text
 
 
 def test_the_probe_script_is_valid_posix_shell():
@@ -136,3 +149,58 @@ def test_the_probe_reads_the_named_server_string_although_the_bare_one_comes_fir
     assert out["old_server"] == "1.5.0 (17e11b1 build: 2023-05-18 21:43:39)\n"
     assert parse_server(out["old_server"]).release == "1.5.0"
     assert parse_runtime(out["librknnrt.so"]).raw == "librknnrt version: 2.3.2 (429f97ae6b@2025-04-09T09:09:27)"
+
+
+# -- board output is not trusted: odd bytes and absurd lengths parse, never raise ----------------------------
+
+LATIN1_MODELS = (b"uname=box 6.1.0 aarch64\n"
+                 b"model_dir=/opt/models|writable\n"
+                 b"model_current=d\xe9tecteur|versions/abababababab.rknn\n"
+                 b"model_current=det|versions/cdcdcdcdcdcd.rknn\n"
+                 b'model_version={"name": "d\xe9tecteur", "sha256": "' + b"ab" * 32 + b'"}\n'
+                 b"end=ok\n")
+
+
+def test_a_latin1_model_name_in_the_model_directory_parses_with_a_replacement_character():
+    facts = parse_probe(LATIN1_MODELS)                       # bytes, as read from the channel
+    assert facts.models_current == {"d\ufffdtecteur": "versions/abababababab.rknn",
+                                    "det": "versions/cdcdcdcdcdcd.rknn"}
+    assert facts.model_versions == [{"name": "d\ufffdtecteur", "sha256": "ab" * 32}]
+
+
+def test_invalid_utf8_decoded_with_replace_keeps_every_other_fact():
+    text = (LATIN1_MODELS + b"server_pid=\xff\xfe\n").decode(errors="replace")   # what BoardSession.run returns
+    facts = parse_probe(text)
+    assert facts.arch == "aarch64" and facts.models_current["det"] == "versions/cdcdcdcdcdcd.rknn"
+    assert facts.server_pid is None and not facts.server_running
+
+
+def test_model_metadata_that_is_not_a_json_object_is_a_warning_not_a_crash():
+    facts = parse_probe("model_version=[1, 2]\nmodel_version=" + "[" * 100000 + "\nend=ok\n")
+    assert facts.model_versions == [] and len(facts.warnings) == 2
+
+
+DIGITS = "1" * 20000
+
+
+@pytest.mark.parametrize("line,check", [
+    (f"id=uid={DIGITS} gid=1 groups={DIGITS}", lambda f: (f.user, f.user_groups) == ("", [])),
+    (f"id=uid=1(rock) groups={DIGITS}(x),2(video)", lambda f: (f.user, f.user_groups) == ("rock", ["x", "video"])),
+    (f"server_pid={DIGITS}", lambda f: f.server_pid is None and not f.server_running),
+    (f"model_dir_free={DIGITS}", lambda f: f.model_dir_free_kb is None),
+    (f"df=/|{DIGITS}", lambda f: f.disk_free_kb == {}),
+    (f"file=/usr/lib/librknnrt.so|{DIGITS}|{DIGITS}|{DIGITS}|{DIGITS}",
+     lambda f: f.runtime.size == 0 and f.runtime.version is None and not f.runtime.is_elf),
+    (f"npu_driver={DIGITS}", lambda f: f.npu_driver is None),
+    (f"npu_driver=RKNPU driver: v{DIGITS}.1", lambda f: f.npu_driver is None),
+    (f"runtime_version=/usr/lib/librknnrt.so|librknnrt version: {DIGITS}", lambda f: f.runtime.version is None),
+    (f"lite2={DIGITS}", lambda f: f.lite2 is None),
+    (f"uname={DIGITS}", lambda f: f.arch == ""),
+    (f"compatible=rockchip,{DIGITS}", lambda f: f.soc == ""),
+    (f"model_current={DIGITS}|{DIGITS}", lambda f: f.models_current == {DIGITS: DIGITS}),
+    (f"model_version={DIGITS}", lambda f: f.model_versions == [] and f.warnings),
+    (f"server_pid=\u00b2", lambda f: f.server_pid is None),          # str.isdigit() is True, int() refuses it
+])
+def test_a_20000_digit_value_in_any_field_parses_to_a_plain_result(line, check):
+    # measured by hand (docs/hardening.md): each well under 50 ms; the groups= line took 1.2 s before
+    assert check(parse_probe(f"{line}\nend=ok\n"))
