@@ -17,7 +17,6 @@ import getpass
 import json
 import re
 import secrets
-import shlex
 import socket
 from dataclasses import dataclass, field
 
@@ -25,13 +24,13 @@ from .gather import gather_facts
 from .probe import parse_probe, probe_script
 from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
-from .lock import BoardLock, lock_command
+from . import remote
+from .lock import HELD_CHECK, LOCK_LOST_EXIT, BoardLock, LockLost, held_params, lock_command, new_token
 from .rknn_model import RknnModel
 from .socs import runs_on, socs_for
 from .versions import release_of
 
 DEFAULT_MODEL_DIR = "/opt/rkdeploy/models"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SPACE_MARGIN_KB = 1024
 
 
@@ -56,15 +55,52 @@ class DeployPlan:
 
 
 def board_model_dir(board, model_dir: str | None) -> str:
-    """--model-dir, else the board's `model_dir` var, else the default."""
-    return model_dir or board.vars.get("model_dir") or DEFAULT_MODEL_DIR
+    """--model-dir, else the board's `model_dir` var, else the default; an absolute path without '..'."""
+    if model_dir:
+        what = "--model-dir"
+    elif board.vars.get("model_dir"):
+        what, model_dir = f"the inventory's model_dir of {board.name}", board.vars["model_dir"]
+    else:
+        what, model_dir = "model directory", DEFAULT_MODEL_DIR
+    try:
+        return remote.model_dir(model_dir, what)
+    except remote.RemoteValueError as e:
+        raise DeployError(str(e)) from None
 
 
 def model_name(model: RknnModel, name: str | None) -> str:
-    value = name or re.sub(r"\.rknn$", "", model.path.rsplit("/", 1)[-1])
-    if not NAME_RE.match(value):
-        raise DeployError(f"model name {value!r}: use letters, digits, '.', '_' or '-' (pass --name)")
-    return value
+    value = name if name is not None else re.sub(r"\.rknn\Z", "", model.path.rsplit("/", 1)[-1])
+    try:
+        return remote.model_name(value)
+    except remote.RemoteValueError as e:
+        raise DeployError(f"{e} (pass --name)") from None
+
+
+def model_state(facts: BoardFacts, name: str, model_dir: str) -> tuple[str, list[dict]]:
+    """The model's active version (sha12, "" if none) and its kept versions (oldest first), from what the board
+    said: every value checked before it is used, a bad one named with the board's file it came from."""
+    current = facts.models_current.get(name, "")
+    active = current.removeprefix("versions/").removesuffix(".rknn")
+    if current and (current != f"versions/{active}.rknn" or not _is_sha12(active)):
+        raise DeployError(f"{model_dir}/{name}/current.rknn on the board points to {current!r}, not to "
+                          "versions/<12 hex digits>.rknn: not touching it (fix or remove that link)")
+    versions = sorted((v for v in facts.model_versions if isinstance(v, dict) and v.get("name") == name),
+                      key=lambda v: str(v.get("deployed_at", "")))
+    for v in versions:
+        try:
+            remote.sha256(v.get("sha256"), "sha256")
+        except remote.RemoteValueError as e:
+            raise DeployError(f"a version's metadata in {model_dir}/{name}/versions/*.json on the board is bad: "
+                              f"{e}; not using it (fix or remove that file)") from None
+    return active, versions
+
+
+def _is_sha12(value: str) -> bool:
+    try:
+        remote.sha12(value)
+        return True
+    except remote.RemoteValueError:
+        return False
 
 
 def validate(model: RknnModel, facts: BoardFacts) -> list[str]:
@@ -94,13 +130,14 @@ def validate(model: RknnModel, facts: BoardFacts) -> list[str]:
     return problems
 
 
-def plan_deploy(model: RknnModel, name: str, facts: BoardFacts, board: str, keep: int, force: bool) -> DeployPlan:
+def plan_deploy(model: RknnModel, name: str, facts: BoardFacts, board: str, keep: int, force: bool,
+                model_dir: str = DEFAULT_MODEL_DIR) -> DeployPlan:
+    """What to do on one board. DeployError if what the board said about the model cannot be trusted."""
     sha12 = model.sha256[:12]
     plan = DeployPlan(board=board, name=name, sha12=sha12, action="none")
-    current = facts.models_current.get(name, "")
-    versions = sorted((v for v in facts.model_versions if v.get("name") == name), key=lambda v: v.get("deployed_at", ""))
-    kept = {v.get("sha256", "")[:12] for v in versions}
-    if current == f"versions/{sha12}.rknn":
+    active, versions = model_state(facts, name, model_dir)
+    kept = {v["sha256"][:12] for v in versions}
+    if active == sha12:
         return plan                                  # already active: nothing to send
     plan.problems = validate(model, facts)
     if plan.problems and not force:
@@ -110,7 +147,7 @@ def plan_deploy(model: RknnModel, name: str, facts: BoardFacts, board: str, keep
     plan.prepare = not versions and name not in facts.models_current
     plan.action = "activate" if sha12 in kept else "upload"
     plan.bytes = model.size if plan.action == "upload" else 0
-    older = [v.get("sha256", "")[:12] for v in versions if v.get("sha256", "")[:12] != sha12]
+    older = [v["sha256"][:12] for v in versions if v["sha256"][:12] != sha12]
     plan.prune = older[:max(0, len(older) - (keep - 1))]
     return plan
 
@@ -130,72 +167,88 @@ def _metadata(model: RknnModel, name: str) -> str:
 HASH_FILE = 'if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r "$t"; else sha256sum "$t"; fi'
 CORRUPT_EXIT, WRITE_FAILED_EXIT = 3, 6
 
+# Every script below is a fixed body run by remote.script() under a header of quoted parameters: model_dir,
+# name, sha12 (validated), prune (validated sha12s, space separated), and for the steps that rename, the lock's
+# (lock.HELD_CHECK: nothing is renamed unless this run's holder still holds the board lock, and it cannot let
+# go until the script is done). Few processes: on a slow board each one counts.
+_ENTER = """set -e
+cd "$model_dir/$name"
+"""
+_SWITCH = """ln -sfn "versions/$sha12.rknn" .current.tmp
+mv -T -f .current.tmp current.rknn
+set --
+for old in $prune; do [ "$old" = "$sha12" ] || set -- "$@" "versions/$old.rknn" "versions/$old.json"; done
+for f in versions/.*.part-*; do [ -e "$f" ] && set -- "$@" "$f"; done
+[ $# = 0 ] || rm -f -- "$@"
+"""
+_ACTIVATE = (_ENTER + """[ -f "versions/$sha12.rknn" ] || { echo "version $sha12 is not on the board" >&2; exit 4; }
+""" + HELD_CHECK + _SWITCH)
+_RECEIVE = (_ENTER + f"""umask 022
+t="versions/.$sha12.rknn.part-$part"
+trap 'rm -f "$t"' EXIT
+cat > "$t" || {{ echo "writing the model on the board failed" >&2; exit {WRITE_FAILED_EXIT}; }}
+set -- $({HASH_FILE})
+[ "$1" = "$sha256" ] || {{ echo "the upload did not arrive intact (its sha256 differs)" >&2; exit {CORRUPT_EXIT}; }}
+""" + HELD_CHECK + f"""mv -f "$t" "versions/$sha12.rknn"
+printf '%s\\n' "$meta" > "versions/$sha12.json" || {{ rm -f "versions/$sha12.rknn" "versions/$sha12.json"; exit {WRITE_FAILED_EXIT}; }}
+""" + _SWITCH)
+# Written after the model (above): a version's metadata never names a file that is not there.
+_PREPARE = """if [ ! -w "$model_dir" ]; then mkdir -p "$model_dir" 2>/dev/null || sudo -n install -d -o "$(id -un)" -g "$(id -gn)" -m 0755 "$model_dir" 2>/dev/null || { echo "cannot create $model_dir: it needs root and $(command -v sudo > /dev/null && echo "sudo asks for a password" || echo "sudo is not installed"); pass --model-dir to a directory the login user can write" >&2; exit 5; }; fi
+mkdir -p "$model_dir/$name/versions"
+"""
+_PROBE_DONE = """[ "$RKD_CURRENT" = "versions/$rkd_sha12.rknn" ] && exit 0
+"""
 
-def activate_script(model_dir: str, name: str, sha12: str, prune: list[str]) -> str:
+
+def _params(model_dir: str, name: str, sha12: str, prune: list[str] = (), token: str | None = None) -> dict:
+    params = {"model_dir": remote.model_dir(model_dir), "name": remote.model_name(name),
+              "sha12": remote.sha12(sha12), "prune": " ".join(remote.sha12(p) for p in prune if p != sha12)}
+    return params | (held_params(token) if token is not None else {})
+
+
+def activate_script(model_dir: str, name: str, sha12: str, prune: list[str], *, lock_token: str) -> str:
     """Run under the board lock: switch current.rknn to a kept version with a rename, then remove the pruned
-    versions and what interrupted uploads left. Few processes: on a slow board each one counts."""
-    pruned = " ".join(f"versions/{shlex.quote(old)}.rknn versions/{shlex.quote(old)}.json"
-                      for old in prune if old != sha12)       # never the version just made active
-    return "\n".join([
-        "set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}",
-        f"[ -f versions/{sha12}.rknn ] || {{ echo 'version {sha12} is not on the board' >&2; exit 4; }}",
-        f"ln -sfn versions/{sha12}.rknn .current.tmp", "mv -T -f .current.tmp current.rknn",
-        f"set -- {pruned}",
-        'for f in versions/.*.part-*; do [ -e "$f" ] && set -- "$@" "$f"; done',
-        '[ $# = 0 ] || rm -f -- "$@"', ""])
+    versions (never the one just made active) and what interrupted uploads left."""
+    return remote.script(_ACTIVATE, **_params(model_dir, name, sha12, prune, lock_token))
 
 
 def receive_script(model_dir: str, name: str, sha256: str, metadata: str, prune: list[str], *,
-                   prepare: bool) -> str:
+                   prepare: bool, lock_token: str) -> str:
     """One remote command, run under the board lock, with the model on its stdin: write it to a hidden
     temporary file, check its sha256 (which also catches a short file), rename it into versions/ next to
     its metadata and activate it. Anything short of that removes the temporary file and leaves the active
     model as it was: exit 6 if the board could not write it (cat's own message, e.g. "No space left on
-    device", is on stderr), 3 if what arrived is not the model."""
-    sha12 = sha256[:12]
-    receive = "\n".join([
-        "set -e", f"cd {shlex.quote(f'{model_dir}/{name}')}", "umask 022",
-        f"t=versions/.{sha12}.rknn.part-{secrets.token_hex(4)}",
-        "trap 'rm -f \"$t\"' EXIT",
-        f'cat > "$t" || {{ echo "writing the model on the board failed" >&2; exit {WRITE_FAILED_EXIT}; }}',
-        f"set -- $({HASH_FILE})",
-        f'[ "$1" = {sha256} ] || {{ echo "the upload did not arrive intact (its sha256 differs)" >&2; '
-        f'exit {CORRUPT_EXIT}; }}',
-        f'mv -f "$t" versions/{sha12}.rknn',
-        # Written after the model: a version's metadata never names a file that is not there.
-        f"printf '%s\\n' {shlex.quote(metadata)} > versions/{sha12}.json || "
-        f"{{ rm -f versions/{sha12}.rknn versions/{sha12}.json; exit {WRITE_FAILED_EXIT}; }}",
-        ""])
-    return (prepare_script(model_dir, name) if prepare else "") + receive + activate_script(model_dir, name, sha12, prune)
+    device", is on stderr), 3 if what arrived is not the model, lock.LOCK_LOST_EXIT if the lock was lost."""
+    sha256 = remote.sha256(sha256)
+    params = _params(model_dir, name, sha256[:12], prune, lock_token)
+    body = (_PREPARE if prepare else "") + _RECEIVE
+    return remote.script(body, **params, sha256=sha256, meta=metadata, part=secrets.token_hex(4))
 
 
 def prepare_script(model_dir: str, name: str) -> str:
-    md = shlex.quote(model_dir)
-    why = ('$(command -v sudo > /dev/null && echo "sudo asks for a password" || echo "sudo is not installed"); '
-           'pass --model-dir to a directory the login user can write')
-    return (f'if [ ! -w {md} ]; then mkdir -p {md} 2>/dev/null || sudo -n install -d -o "$(id -un)" -g "$(id -gn)" '
-            f'-m 0755 {md} 2>/dev/null || {{ echo "cannot create {model_dir}: it needs root and {why}" >&2; exit 5; }}; fi\n'
-            f"mkdir -p {shlex.quote(f'{model_dir}/{name}/versions')}\n")
+    """Make <model_dir>/<name>/versions, with sudo for the model directory itself if the user cannot."""
+    return remote.script(_PREPARE, model_dir=remote.model_dir(model_dir), name=remote.model_name(name))
 
 
-def probe_and_lock_script(model_dir: str, name: str, sha12: str, wait: float) -> str:
+def probe_and_lock_script(model_dir: str, name: str, sha12: str, wait: float, lock_token: str) -> str:
     """The light probe, then, unless the model's active version already is sha12 (nothing to do, no lock),
     the board lock on the same channel: a rollout costs one round trip less, a re-deploy no lock at all.
     The probe's model section leaves the model's current link target in RKD_CURRENT."""
-    return (f"RKD_MODEL={shlex.quote(name)}; RKD_CURRENT=\n"
-            + probe_script(model_dir=model_dir, system=False)
-            + f'[ "$RKD_CURRENT" = versions/{sha12}.rknn ] && exit 0\n'
-            + lock_command(wait) + "\n")
+    return (remote.script("RKD_CURRENT=\n", RKD_MODEL=remote.model_name(name), rkd_sha12=remote.sha12(sha12))
+            + probe_script(model_dir=remote.model_dir(model_dir), system=False)
+            + _PROBE_DONE + lock_command(wait, lock_token))
 
 
 def _probe_and_lock(session: BoardSession, model_dir: str, name: str, sha12: str,
                     wait: float) -> tuple[BoardFacts, BoardLock]:
     """Facts as soon as the probe's last line arrives; the lock (not yet waited for) on the same channel."""
+    token = new_token()
+    script = probe_and_lock_script(model_dir, name, sha12, wait, token)
     session.commands += 1
     channel = session.conn.transport.open_session()
     try:
         channel.settimeout(session.settings.command_timeout)
-        channel.exec_command(probe_and_lock_script(model_dir, name, sha12, wait))
+        channel.exec_command(script)
         reader = channel.makefile("r")
         lines = []
         for line in reader:
@@ -206,7 +259,7 @@ def _probe_and_lock(session: BoardSession, model_dir: str, name: str, sha12: str
     except BaseException:
         channel.close()
         raise
-    return facts, BoardLock(session, wait, channel=channel, reader=reader)
+    return facts, BoardLock(session, wait, channel=channel, reader=reader, token=token)
 
 
 def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, keep: int, force: bool,
@@ -217,22 +270,33 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
         final_name = model_name(model, name)
         if check_only:
             facts = gather_facts(session, model_dir=where, system=False)
-            return _result(board.name, plan_deploy(model, final_name, facts, board.name, keep, force))
+            return _result(board.name, plan_deploy(model, final_name, facts, board.name, keep, force, where))
         facts, lock = _probe_and_lock(session, where, final_name, model.sha256[:12], lock_wait)
-        plan = plan_deploy(model, final_name, facts, board.name, keep, force)
+        try:
+            plan = plan_deploy(model, final_name, facts, board.name, keep, force, where)
+        except BaseException:
+            lock.release()
+            raise
         if plan.action in ("none", "refused"):
             lock.release()                             # never waited for: the board let it go or never took it
             return _result(board.name, plan)
         # No second probe under the lock: the scripts re-check what matters (the upload's checksum, that the
         # version is there, never pruning the active one), so a run that won the lock first cannot be undone
         # by this one's older view.
+        # The lock is checked twice before anything is renamed: here (a stalled PC learns it may have lost it)
+        # and by the script on the board (lock.HELD_CHECK), which no stall can race.
         with lock:
             if plan.action == "activate":
-                run_or_raise(session, activate_script(where, final_name, plan.sha12, plan.prune))
+                script = activate_script(where, final_name, plan.sha12, plan.prune, lock_token=lock.token)
+                lock.ensure_held()
+                run_or_raise(session, script)
             else:
                 script = receive_script(where, final_name, model.sha256, _metadata(model, final_name),
-                                        plan.prune, prepare=plan.prepare)
+                                        plan.prune, prepare=plan.prepare, lock_token=lock.token)
+                lock.ensure_held()
                 result = session.send_file(model.path, script)
+                if result.return_code == LOCK_LOST_EXIT:
+                    raise LockLost(result.stderr.strip())
                 if result.return_code != 0:
                     raise DeployError(_upload_failure(result.return_code, result.stderr))
             return _result(board.name, plan)
@@ -251,6 +315,8 @@ def _upload_failure(status: int, err: str) -> str:
 def run_or_raise(session: BoardSession, script: str):
     """Run a model-directory script; its stderr becomes the DeployError if it fails."""
     result = session.run(script)
+    if result.return_code == LOCK_LOST_EXIT:
+        raise LockLost(result.stderr.strip())
     if result.return_code != 0:
         raise DeployError(result.stderr.strip() or f"remote step failed ({result.return_code})")
     return result

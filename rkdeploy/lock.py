@@ -5,64 +5,199 @@ sending it a heartbeat line over an SSH channel. Closing the channel releases
 it at once; a killed rkdeploy or a cut link (which the board's sshd may not
 notice for hours) releases it once HEARTBEAT_TIMEOUT passes without a beat.
 No lock files to clean up by hand.
+
+The lock file lives in a directory of the login user's own, mode 0700
+(`~/.cache/rkdeploy/lock`), so no other local user can open it and hold the
+lock to block every rollout (flock works on a file opened read-only). The cost:
+two different login accounts on one board no longer exclude each other
+(docs/hardening.md).
+
+The holder can lose the lock without rkdeploy being killed: a PC that stops
+sending beats for HEARTBEAT_TIMEOUT (suspend, SIGSTOP, a long stall) lets the
+board's holder go and another run take the board. Two guards:
+
+* on the PC, `ensure_held()` before each irreversible step raises `LockLost` when
+  the last beat that was sent is older than the board's timeout minus a margin
+  (or the holder's channel ended): the clear message, early;
+* on the board, the steps that rename (`HELD_CHECK`) first take a second lock,
+  `activate`, then check that the holder still holds the board lock and wrote
+  this run's token. A holder that lets go (beats stopped, or the run is done)
+  first takes `activate` and withdraws its token, and only then releases the
+  board lock: an activation either runs completely while its holder still holds
+  the board lock, or not at all. This closes the race that no PC-side check can.
 """
 from __future__ import annotations
 
-import shlex
+import secrets
 import threading
+import time
+from typing import Callable
 
-LOCK_FILE = "rkdeploy.lock"
+from . import remote
+
 BUSY_EXIT = 75
+LOCK_LOST_EXIT = 9
 HEARTBEAT_EVERY = 4.0
 HEARTBEAT_TIMEOUT = 15
+LOST_MARGIN = 5.0          # ensure_held() gives up this long before the board's holder would
+LOCK_DIR = "$HOME/.cache/rkdeploy/lock"   # shell text: the login user's own directory, mode 0700
 
 
 class BoardBusy(RuntimeError):
     """Another rkdeploy run holds the board's lock."""
 
 
-def lock_command(wait: float) -> str:
-    """Shell that takes the lock (waiting up to `wait` s), says "locked" and holds it while beats arrive."""
-    return ('l=/run/lock; { [ -d "$l" ] && [ -w "$l" ]; } || l=/tmp; '
-            f'exec flock -w {wait:g} -E {BUSY_EXIT} "$l"/{shlex.quote(LOCK_FILE)} '
-            f"sh -c 'echo locked; while [ -n \"$(timeout {HEARTBEAT_TIMEOUT} head -n 1)\" ]; do :; done'")
+class LockLost(RuntimeError):
+    """The board's lock may have passed to another run: nothing irreversible may happen now."""
+
+
+# The holder: `flock` runs a shell that writes the run's token, says "locked" and reads beats; when they stop
+# (end of input, or none for rkl_timeout s) it takes `activate` (waiting for an activation under way to
+# finish), withdraws the token and exits, and only then does flock let the board lock go.
+_LOCK_BODY = r"""rkl_dir="$HOME/.cache/rkdeploy/lock"
+umask 077
+{ [ -n "$HOME" ] && { [ -d "$rkl_dir" ] || mkdir -p "$rkl_dir"; } && [ -O "$rkl_dir" ] && chmod 700 "$rkl_dir"; } || {
+  echo "cannot make the board lock's directory $rkl_dir (the login user's own, mode 0700)" >&2; exit 1; }
+exec flock -w "$rkl_wait" -E "$rkl_busy" "$rkl_dir/board.lock" sh -c '
+printf "%s\n" "$3" > "$1/holder"
+echo locked
+while [ -n "$(timeout "$2" head -n 1)" ]; do :; done
+exec flock "$1/activate" rm -f "$1/holder"' rkdeploy-lock "$rkl_dir" "$rkl_timeout" "$rkl_token"
+"""
+
+# For a script that renames under the board lock (with the parameter rkl_token, see held_params): from here to
+# the script's end, this run's holder cannot let the lock go; if it already has, exit LOCK_LOST_EXIT.
+HELD_CHECK = r"""rkl_dir="$HOME/.cache/rkdeploy/lock"
+rkl_lost() { echo "the board lock was lost before this step (no heartbeat reached the board's holder for $rkl_timeout s: suspend or stop?): nothing was changed" >&2; exit %(lost)d; }
+[ -O "$rkl_dir" ] || rkl_lost
+exec 8>> "$rkl_dir/activate"
+flock 8 || rkl_lost
+rkl_holder=; { IFS= read -r rkl_holder < "$rkl_dir/holder"; } 2>/dev/null || :
+rkl_state=0; flock -n -E %(busy)d "$rkl_dir/board.lock" true || rkl_state=$?
+[ "$rkl_holder" = "$rkl_token" ] && [ "$rkl_state" = %(busy)d ] || rkl_lost
+""" % {"lost": LOCK_LOST_EXIT, "busy": BUSY_EXIT}
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+def lock_command(wait: float, token: str, timeout: float = HEARTBEAT_TIMEOUT) -> str:
+    """Shell that takes the lock (waiting up to `wait` s), says "locked" and holds it while beats arrive
+    (at most `timeout` s apart)."""
+    return remote.script(_LOCK_BODY, rkl_wait=f"{wait:g}", rkl_busy=BUSY_EXIT, rkl_timeout=f"{timeout:g}",
+                         rkl_token=_token(token))
+
+
+def held_params(token: str, timeout: float = HEARTBEAT_TIMEOUT) -> dict:
+    """The parameters HELD_CHECK refers to."""
+    return {"rkl_token": _token(token), "rkl_timeout": f"{timeout:g}"}
+
+
+def _token(token: str) -> str:
+    if not (isinstance(token, str) and 8 <= len(token) <= 64 and token.isalnum()):
+        raise ValueError(f"not a lock token: {token!r}")
+    return token
 
 
 class BoardLock:
     """`with BoardLock(session):` takes the board's lock on a channel of its own. A command that ends in
-    `lock_command()` (deploy's probe does, to save a round trip) hands over its channel and line reader."""
+    `lock_command()` (deploy's probe does, to save a round trip) hands over its channel, line reader and token.
 
-    def __init__(self, session, wait: float = 60.0, channel=None, reader=None):
+    `ensure_held()` before every irreversible step; `BoardLock.of(session)` finds the lock a session holds."""
+
+    _held: dict[int, "BoardLock"] = {}        # id(session) -> the lock it holds, from __enter__ to release()
+
+    def __init__(self, session, wait: float = 60.0, channel=None, reader=None, *, token: str | None = None,
+                 clock: Callable[[], float] = time.monotonic, heartbeat_every: float = HEARTBEAT_EVERY,
+                 heartbeat_timeout: float = HEARTBEAT_TIMEOUT, margin: float = LOST_MARGIN):
+        if channel is not None and token is None:
+            raise ValueError("a handed-over lock channel needs the token its lock_command() was made with")
         self.session = session
         self.wait = wait
         self.channel = channel
         self.reader = reader
+        self.token = token or new_token()
+        self.clock = clock
+        self.heartbeat_every = heartbeat_every
+        self.heartbeat_timeout = heartbeat_timeout
+        self.limit = heartbeat_timeout - margin   # no beat for this long: the holder may be gone (LockLost)
         self._stop = threading.Event()
+        self._mutex = threading.Lock()
+        self._last_beat: float | None = None       # when "locked" arrived or the last beat was sent
+        self._longest_gap = 0.0                    # sticky: once too long, the lock may be gone for good
+        self._send_failed = False
+
+    @classmethod
+    def of(cls, session) -> "BoardLock":
+        lock = cls._held.get(id(session))
+        if lock is None or lock.session is not session:
+            raise LockLost("this step needs the board lock, and this run does not hold it: nothing was changed")
+        return lock
 
     def __enter__(self) -> "BoardLock":
         if self.channel is None:
             self.session.commands += 1
             self.channel = self.session.conn.transport.open_session()
-            self.channel.exec_command(lock_command(self.wait))
+            self.channel.exec_command(lock_command(self.wait, self.token, self.heartbeat_timeout))
             self.reader = self.channel.makefile("r")
         self.channel.settimeout(self.wait + self.session.settings.connect_timeout)
         line = self.reader.readline().strip()
         if line != "locked":
             status = self.channel.recv_exit_status()
+            said = self._stderr()
             self.channel.close()
             if status == BUSY_EXIT:
                 raise BoardBusy(f"another rkdeploy run holds this board's lock (waited {self.wait:g} s): "
                                 "try again when it is done")
-            raise RuntimeError(f"could not take the board's lock (flock exit {status}; is util-linux installed?)")
+            raise RuntimeError(f"could not take the board's lock (exit {status}): "
+                               + (said or "is util-linux (flock) installed?"))
+        with self._mutex:
+            self._last_beat = self.clock()
+        self._held[id(self.session)] = self
         threading.Thread(target=self._beat, daemon=True).start()
         return self
 
+    def _stderr(self) -> str:
+        try:
+            data = b""
+            while self.channel.recv_stderr_ready():
+                data += self.channel.recv_stderr(4096)
+            lines = data.decode(errors="replace").strip().splitlines()
+            return lines[-1] if lines else ""
+        except Exception:  # noqa: BLE001 - only for the message
+            return ""
+
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_EVERY):
+        while not self._stop.wait(self.heartbeat_every):
+            self._note_gap()
             try:
                 self.channel.sendall(b".\n")
             except Exception:  # noqa: BLE001 - the link is gone; the holder will time out
+                self._send_failed = True
                 return
+            with self._mutex:
+                self._last_beat = self.clock()
+
+    def _note_gap(self) -> float:
+        with self._mutex:
+            if self._last_beat is None:
+                return 0.0
+            self._longest_gap = max(self._longest_gap, self.clock() - self._last_beat)
+            return self._longest_gap
+
+    def ensure_held(self) -> None:
+        """Raise LockLost unless this run still holds the board lock as far as the PC can tell: the holder's
+        channel is open and no gap between beats (up to now) came near the board's timeout. Even a late
+        beat after a long stall does not make it held again: another run may have taken the board by then."""
+        if self._last_beat is None or self._stop.is_set():
+            raise LockLost("the board lock is not held: nothing was activated")
+        gap = self._note_gap()
+        if gap > self.limit:
+            raise LockLost(f"the board lock may have been lost: no heartbeat for {gap:.0f} s (suspend/stop?); "
+                           "nothing was activated")
+        if self._send_failed or self.channel.closed or self.channel.exit_status_ready():
+            raise LockLost("the board lock was lost: its holder on the board ended (link lost?); nothing was activated")
 
     def __exit__(self, *exc) -> None:
         self.release()
@@ -70,6 +205,8 @@ class BoardLock:
     def release(self) -> None:
         """Stop the beats and close the channel: the board's holder sees the end of its input and lets go."""
         self._stop.set()
+        if self._held.get(id(self.session)) is self:
+            self._held.pop(id(self.session), None)
         if self.channel is not None:
             try:
                 self.channel.shutdown_write()

@@ -6,6 +6,7 @@ import json as jsonlib
 from invoke import Exit
 from rich.console import Console
 
+from .. import remote
 from ..deploy import DeployError, deploy_job, model_name
 from ..fleet import exit_code as fleet_exit_code
 from ..models import list_job, remove_job, rollback_job
@@ -35,6 +36,7 @@ def deploy(c, model, host=None, group=None, all=False, inventory=None, name=None
         final_name = model_name(rknn, name)
     except DeployError as e:
         raise common.fail(str(e)) from None
+    _check_model_dir(model_dir)
     inv, boards = common.selection(c, inventory, host, group, all)
     settings = common.settings(c, inv, accept_new_host_keys, prompt_for_sudo_password)
     job = deploy_job(rknn, name, model_dir=model_dir, keep=max(1, int(keep)), force=force, check_only=check,
@@ -90,6 +92,24 @@ def list_(c, host=None, group=None, all=False, inventory=None, model_dir=None, j
         raise Exit(code=fleet_exit_code(run))
 
 
+def _check_model_dir(model_dir):
+    """A bad --model-dir is refused before any connection (exit 1)."""
+    if model_dir is not None:
+        try:
+            remote.model_dir(model_dir, "--model-dir")
+        except remote.RemoteValueError as e:
+            raise common.fail(str(e)) from None
+
+
+def _change_job(make, name, model_dir, lock_wait):
+    """rollback/remove's job; a bad name or --model-dir is refused before any connection (exit 1)."""
+    _check_model_dir(model_dir)
+    try:
+        return make(name, model_dir, float(lock_wait))
+    except DeployError as e:
+        raise common.fail(str(e)) from None
+
+
 def _model_change(c, job, label, inventory, host, group, all, parallel, accept_new_host_keys, json):
     inv, boards = common.selection(c, inventory, host, group, all)
     run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), label, parallel)
@@ -110,7 +130,7 @@ def _model_change(c, job, label, inventory, host, group, all, parallel, accept_n
 def rollback(c, name, host=None, group=None, all=False, inventory=None, model_dir=None, lock_wait=60, json=False,
              parallel=None, accept_new_host_keys=False):
     """Make the version deployed before the active one active again."""
-    _model_change(c, rollback_job(name, model_dir, float(lock_wait)), "rollback", inventory, host, group, all,
+    _model_change(c, _change_job(rollback_job, name, model_dir, lock_wait), "rollback", inventory, host, group, all,
                   parallel, accept_new_host_keys, json)
 
 
@@ -118,7 +138,7 @@ def rollback(c, name, host=None, group=None, all=False, inventory=None, model_di
 def remove(c, name, host=None, group=None, all=False, inventory=None, model_dir=None, lock_wait=60, json=False,
            parallel=None, accept_new_host_keys=False):
     """Remove a model and all its kept versions from the boards."""
-    _model_change(c, remove_job(name, model_dir, float(lock_wait)), "remove", inventory, host, group, all,
+    _model_change(c, _change_job(remove_job, name, model_dir, lock_wait), "remove", inventory, host, group, all,
                   parallel, accept_new_host_keys, json)
 
 
