@@ -518,6 +518,17 @@ done:
     return rc;
 }
 
+/* rknn_server 2.3.2 passes small integers where rknn_api.h documents extension pointers (it calls
+   rknn_outputs_get with extend = 0x1): such a value is logged and never dereferenced */
+static int real_pointer(const void *p, const char *call, const char *what) {
+    if (p == NULL) return 0;
+    if ((uintptr_t)p < 4096) {
+        warn("%s: %s = %p is not a pointer (undocumented use of the argument): ignored", call, what, p);
+        return 0;
+    }
+    return 1;
+}
+
 static model_t *get(rknn_context ctx) {
     if (ctx < 1 || ctx > MAX_CTX || !g_ctx[ctx - 1].used) return NULL;
     return &g_ctx[ctx - 1];
@@ -887,7 +898,7 @@ int rknn_run(rknn_context ctx, run_extend_t *extend) {
     m->frame++;
     m->runs++;
     m->ran = 1;
-    if (extend) extend->frame_id = m->frame;
+    if (real_pointer(extend, __func__, "extend")) extend->frame_id = m->frame;
     for (uint32_t i = 0; i < m->n_out; i++) {   /* outputs bound with rknn_set_io_mem are written now */
         tensor_mem_t *mem = m->io_mem_out[i];
         if (mem && mem->virt_addr)
@@ -899,7 +910,7 @@ int rknn_run(rknn_context ctx, run_extend_t *extend) {
 int rknn_wait(rknn_context ctx, run_extend_t *extend) {
     logc("rknn_wait(ctx=%llu, extend=%p)", (unsigned long long)ctx, (void *)extend);
     GET(m, ctx);
-    if (extend) extend->frame_id = m->frame;
+    if (real_pointer(extend, __func__, "extend")) extend->frame_id = m->frame;
     return RKNN_SUCC;
 }
 
@@ -951,7 +962,7 @@ int rknn_outputs_get(rknn_context ctx, uint32_t n, output_t *outputs, output_ext
             }
         }
     }
-    if (extend) extend->frame_id = m->frame;
+    if (real_pointer(extend, __func__, "extend")) extend->frame_id = m->frame;
     return RKNN_SUCC;
 }
 
