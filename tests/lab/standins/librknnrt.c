@@ -537,6 +537,8 @@ static model_t *get(rknn_context ctx) {
 
 /* ---- the API ------------------------------------------------------------------------------------------ */
 int rknn_init(rknn_context *ctx, void *model, uint32_t size, uint32_t flag, init_extend_t *extend) {
+    if (flag & ~0x3ffffu)
+        warn("rknn_init: flag bits 0x%x are not in rknn_api.h (flag=0x%x): ignored", flag & ~0x3ffffu, flag);
     logc("rknn_init(ctx=%p, model=%p, size=%u, flag=0x%x, extend=%p)%s%s", (void *)ctx, model, size, flag,
          (void *)extend, size == 0 && model ? " path=" : "", size == 0 && model ? (char *)model : "");
     fprintf(stderr, "I RKNN: " TAG "RKNN Runtime Information, %s\n", rknn_rt_version_string);
@@ -691,7 +693,7 @@ static char *perf_table(const model_t *m, size_t *len) {
         for (uint32_t d = 0; d < t->n_dims && d < 8; d++) q += sprintf(q, "%s%u", d ? "," : "", t->dims[d]);
         sprintf(q, ")");
         char full[300]; snprintf(full, sizeof full, "InputOperator:%s", t->name);
-        OUT("%-5d%-17s%-9s%-7s%-41s%-23s%-25s%-13lld%-21s%-21s%-13d%s\n", id++, "InputOperator", type_name(t->type),
+        OUT("%-4d %-16s %-8s %-6s %-40s %-22s %-24s %-12lld %-20s %-20s %-12d %s\n", id++, "InputOperator", type_name(t->type),
             "CPU", "\\", shape, "0/0/0", (long long)cpu_in, "\\", "0.0%/0.0%/0.0%", 0, full);
     }
     const char *ops[4] = {"ConvRelu", "ConvRelu", "Add", "Conv"};
@@ -702,10 +704,10 @@ static char *perf_table(const model_t *m, size_t *len) {
         left -= t;
         uint64_t rw = (m->fb_len / 4 + 1024) / 1024;
         rw_total += rw;
-        char cyc[64]; snprintf(cyc, sizeof cyc, "%lld/%lld/%lld", (long long)t * 300, (long long)t * 1000, (long long)t * 1000);
+        char cyc[64]; snprintf(cyc, sizeof cyc, "%lld/%lld/%lld", (long long)t * 100, (long long)t * 500, (long long)t * 500);
         char full[64]; snprintf(full, sizeof full, "%s:standin_layer_%d", ops[k], k);
         char work[32]; snprintf(work, sizeof work, "%s", "100.0%/0.0%/0.0%");
-        OUT("%-5d%-17s%-9s%-7s%-41s%-23s%-25s%-13lld%-21s%-21s%-13llu%s\n", id++, ops[k], "INT8", "NPU", shape,
+        OUT("%-4d %-16s %-8s %-6s %-40s %-22s %-24s %-12lld %-20s %-20s %-12llu %s\n", id++, ops[k], "INT8", "NPU", shape,
             "(1,8,8,8)", cyc, (long long)t, "1.00/0.00/0.00", work, (unsigned long long)rw, full);
     }
     for (uint32_t i = 0; i < m->n_out; i++) {
@@ -716,7 +718,7 @@ static char *perf_table(const model_t *m, size_t *len) {
         char full[300]; snprintf(full, sizeof full, "OutputOperator:%s", t->name);
         uint64_t rw = t->n_elems * (uint64_t)dtype_size(t->type) / 1024;
         rw_total += rw;
-        OUT("%-5d%-17s%-9s%-7s%-41s%-23s%-25s%-13lld%-21s%-21s%-13llu%s\n", id++, "OutputOperator",
+        OUT("%-4d %-16s %-8s %-6s %-40s %-22s %-24s %-12lld %-20s %-20s %-12llu %s\n", id++, "OutputOperator",
             type_name(t->type), "CPU", shp2, "\\", "0/0/0", (long long)(20 + (int64_t)(t->n_elems / 4096)), "\\",
             "0.0%/0.0%/0.0%", (unsigned long long)rw, full);
     }
