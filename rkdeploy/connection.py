@@ -8,6 +8,7 @@ a link drop a paramiko transfer otherwise blocks forever (LAB-NOTES.md).
 from __future__ import annotations
 
 import random
+import shlex
 import socket
 import threading
 import time
@@ -29,6 +30,10 @@ class HostKeyRefused(RuntimeError):
     """The board's host key is unknown or changed, and accepting it was not allowed."""
 
 
+class LinkLost(ConnectionError):
+    """The SSH connection died while a command ran (before its exit status arrived)."""
+
+
 @dataclass
 class SshSettings:
     known_hosts: Path = Path("~/.ssh/known_hosts").expanduser()
@@ -38,6 +43,7 @@ class SshSettings:
     keepalive: int = 3
     retries: int = 2
     ssh_config: str | None = None
+    max_output_mib: float = 16.0     # per stream and command: more is refused (OutputTooLarge), never buffered
     sudo_password: str | None = field(default=None, repr=False)   # never printed, never logged
 
     @property
@@ -110,7 +116,7 @@ def make_connection(board: Board, settings: SshSettings) -> Connection:
 def _check_host_keys(conn: Connection, settings: SshSettings) -> None:
     """The board's key must be in our known_hosts, and so must every ProxyJump host's on the way: Fabric
     builds those gateway connections itself, with a policy that would accept any key."""
-    name = conn.host if int(conn.port) == 22 else f"[{conn.host}]:{conn.port}"
+    name = known_hosts_name(conn.host, conn.port)
     for keytype, key in (_known_hosts(settings.known_hosts).lookup(name) or {}).items():
         conn.client.get_host_keys().add(name, keytype, key)
     conn.client.set_missing_host_key_policy(_KnownHostsPolicy(settings))
@@ -132,10 +138,8 @@ def open_connection(board: Board, settings: SshSettings) -> Connection:
             return conn
         except BadHostKeyException as e:
             conn.close()
-            raise HostKeyRefused(
-                f"host key for {e.hostname} CHANGED (now {e.key.fingerprint}, known as "
-                f"{e.expected_key.fingerprint}): refused. If the board was reinstalled, remove the old "
-                f"entry with: ssh-keygen -R {e.hostname} -f {settings.known_hosts}") from None
+            raise HostKeyRefused(changed_key_message(e.hostname, _port_of(conn, e.hostname), e.key.fingerprint,
+                                                     e.expected_key.fingerprint, settings.known_hosts)) from None
         except paramiko.AuthenticationException as e:
             conn.close()
             raise PermissionError(f"SSH authentication failed for {conn.user}@{conn.host}: {e}") from None
@@ -153,6 +157,28 @@ def open_connection(board: Board, settings: SshSettings) -> Connection:
             if not retryable or attempt > settings.retries or time.monotonic() + pause >= deadline:
                 raise Unreachable(f"{conn.host}:{conn.port}: {_describe(e)}") from e
             time.sleep(pause)
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """How known_hosts (and ssh-keygen -R) names a host: `host` on port 22, `[host]:port` on any other."""
+    return host if int(port) == 22 else f"[{host}]:{port}"
+
+
+def changed_key_message(host: str, port: int, now: str, known: str, known_hosts: Path) -> str:
+    name = known_hosts_name(host, port)
+    return (f"host key for {name} CHANGED (now {now}, known as {known}): refused. If the board was "
+            f"reinstalled, remove the old entry with: ssh-keygen -R {shlex.quote(name)} -f "
+            f"{shlex.quote(str(known_hosts))}")
+
+
+def _port_of(conn: Connection, hostname: str) -> int:
+    """The port of the connection (the board's, or a ProxyJump host's on the way) whose key was checked."""
+    hop = conn
+    while isinstance(hop, Connection):
+        if hop.host == hostname:
+            return int(hop.port)
+        hop = hop.gateway
+    return int(conn.port)
 
 
 def _socket(host: str, port: int, deadline: float, settings: SshSettings) -> socket.socket:

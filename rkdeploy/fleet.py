@@ -7,6 +7,8 @@ unless `--fail-percent` says so.
 """
 from __future__ import annotations
 
+import os
+import re
 import socket
 import threading
 import time
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from .connection import HostKeyRefused, SshSettings, Unreachable, open_connection
+from .connection import HostKeyRefused, LinkLost, SshSettings, Unreachable, open_connection
 from .inventory import Board
 
 OK, CHANGED, FAILED, UNREACHABLE, SKIPPED = "ok", "changed", "failed", "unreachable", "skipped"
@@ -27,9 +29,19 @@ OK, CHANGED, FAILED, UNREACHABLE, SKIPPED = "ok", "changed", "failed", "unreacha
 
 @dataclass
 class CommandResult:
-    stdout: str
+    stdout: str          # decoded as UTF-8, bytes that are not UTF-8 as U+FFFD (never an exception)
     stderr: str
-    return_code: int
+    return_code: int     # -1: the command ended without an exit status (killed by a signal)
+
+
+class OutputTooLarge(RuntimeError):
+    """A command sent more than SshSettings.max_output_mib on one stream: rkdeploy stopped reading it."""
+
+
+def _decode(data: bytes) -> str:
+    """Board output as text: file names and messages in other encodings become U+FFFD, never an error, and every
+    line that is valid UTF-8 (all the probe prints itself) reads exactly as sent."""
+    return data.decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -98,28 +110,50 @@ class BoardSession:
         side by side (stderr on a helper thread, so that neither can fill the SSH window and stall the other)
         until the command has exited, even if a process it started in the background keeps them open.
         A board that sends nothing for `timeout` seconds (default: command_timeout) is taken for a lost
-        link: TimeoutError."""
+        link: TimeoutError. More than `max_output_mib` on one stream: reading stops, the channel is closed,
+        OutputTooLarge. The SSH connection dying before the command's exit status: LinkLost."""
         self.commands += 1
         timeout = timeout or self.settings.command_timeout
+        cap = max(1, int(self.settings.max_output_mib * 1024 * 1024))
         heard = [time.monotonic()]
-        channel = self.conn.transport.open_session()
+        overflow: list[str] = []
+        transport = self.conn.transport
+        channel = transport.open_session()
 
-        def drain(recv, ready, sink: list[bytes]) -> None:
+        def drain(recv, ready, sink: list[bytes], stream: str) -> None:
+            size = 0
+
+            def keep(block: bytes) -> bool:
+                nonlocal size
+                size += len(block)
+                if size > cap:                            # never hold more than the cap (+ one block) in memory
+                    overflow.append(stream)
+                    channel.close()                       # the other reader's recv returns at once too
+                    return False
+                sink.append(block)
+                return True
+
             while True:
                 try:
                     block = recv(65536)
                 except socket.timeout:
                     if channel.exit_status_ready():       # ended; take what is there, do not wait for EOF
                         while ready():
-                            sink.append(recv(65536))
+                            if not keep(recv(65536)):
+                                return
                         return
                     if time.monotonic() - heard[0] >= timeout:
                         return
                     continue
-                if not block:
+                if not block or overflow:
                     return
                 heard[0] = time.monotonic()
-                sink.append(block)
+                if not keep(block):
+                    return
+
+        def lost() -> LinkLost:
+            return LinkLost(f"the SSH connection to {self.board.host}:{self.board.port} ended during a command, "
+                            "before its exit status (link lost?)")
 
         try:
             channel.settimeout(timeout)
@@ -134,19 +168,27 @@ class BoardSession:
                 # The command ended without reading all of its input (it refused or failed early): what it
                 # said and its exit status are the story, not the closed channel. A dead link raises below.
                 if not channel.exit_status_ready():
+                    if not transport.is_active():
+                        raise lost() from None
                     raise
             channel.settimeout(0.1)                        # from here on, poll for the exit status too
             out: list[bytes] = []
             err: list[bytes] = []
-            reader = threading.Thread(target=drain, args=(channel.recv_stderr, channel.recv_stderr_ready, err),
-                                      daemon=True)
+            reader = threading.Thread(target=drain, args=(channel.recv_stderr, channel.recv_stderr_ready, err,
+                                                          "stderr"), daemon=True)
             reader.start()
-            drain(channel.recv, channel.recv_ready, out)
+            drain(channel.recv, channel.recv_ready, out, "stdout")
             reader.join()
+            if overflow:
+                raise OutputTooLarge(f"the board sent more than {self.settings.max_output_mib:g} MiB on "
+                                     f"{overflow[0]} for one command: rkdeploy stopped reading and closed the channel "
+                                     "(raise max_output_mib if this output is expected)")
             if not channel.status_event.wait(max(0.0, timeout - (time.monotonic() - heard[0]))):
                 raise TimeoutError(f"no answer from the board for {timeout:g} s (link lost?)")
-            return CommandResult(b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"),
-                                 channel.recv_exit_status())
+            status = channel.recv_exit_status()
+            if status == -1 and not transport.is_active():  # closed by the transport's end, not by an exit status
+                raise lost()
+            return CommandResult(_decode(b"".join(out)), _decode(b"".join(err)), status)
         finally:
             channel.close()
 
@@ -177,17 +219,56 @@ def exit_code(run: FleetRun) -> int:
     return code
 
 
-def classify(error: BaseException) -> tuple[str, str]:
-    """(status, message) for an exception raised by a board's job."""
-    if isinstance(error, Unreachable):
-        return UNREACHABLE, str(error)
+def classify(error: BaseException, board: Board | None = None) -> tuple[str, str]:
+    """(status, message) for an exception raised by a board's job: always a message that says something,
+    naming the exception's type and the board's address when the exception itself says nothing."""
+    name = type(error).__name__
+    text = str(error).strip()
+    where = f" to {board.host}:{board.port}" if board is not None else ""
+    if isinstance(error, (Unreachable, LinkLost)):
+        return UNREACHABLE, text or f"{name}: no answer{where}"
     if isinstance(error, TimeoutError):
-        return UNREACHABLE, str(error) or "timed out (link lost?)"
-    if isinstance(error, (EOFError, ConnectionError)) or type(error).__name__ in ("SSHException", "ProxyCommandFailure"):
-        return UNREACHABLE, f"connection lost: {error or type(error).__name__}"
-    if isinstance(error, (HostKeyRefused, PermissionError)):
-        return FAILED, str(error)
-    return FAILED, f"{type(error).__name__}: {error}"
+        return UNREACHABLE, text or f"timed out{where} (link lost?)"
+    if isinstance(error, (EOFError, ConnectionError)) or name in ("SSHException", "ProxyCommandFailure"):
+        return UNREACHABLE, (f"connection lost{where}: {text} ({name})" if text else
+                             f"connection lost{where}: {name}, without a message (the SSH connection closed)")
+    if isinstance(error, (HostKeyRefused, PermissionError, OutputTooLarge)):
+        return FAILED, text or f"{name}{where}"
+    return FAILED, f"{name}: {text}" if text else f"{name} (no message) on {board.name if board else 'the board'}"
+
+
+def _retry_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "run"
+
+
+def write_retry_file(retry_dir: Path, label: str, boards: list[str]) -> Path:
+    """The boards to retry, in a file of this run's own (`retry-<label>-<time>-<pid>.txt`: concurrent runs
+    never overwrite each other's), and `retry-<label>-latest.txt` pointing at it (a symlink replaced
+    atomically; a copy where symlinks fail). `--host @FILE` reads either."""
+    retry_dir.mkdir(parents=True, exist_ok=True)
+    base = _retry_name(label)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text = "".join(f"{b}\n" for b in boards)
+    for n in range(1000):
+        path = retry_dir / f"retry-{base}-{stamp}-{os.getpid()}{f'-{n}' if n else ''}.txt"
+        try:
+            with open(path, "x") as f:                # exclusive: never another run's (or this run's) file
+                f.write(text)
+            break
+        except FileExistsError:
+            continue
+    latest = retry_dir / f"retry-{base}-latest.txt"
+    tmp = retry_dir / f".retry-{base}-latest.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        try:
+            tmp.symlink_to(path.name)
+        except OSError:
+            tmp.write_text(text)
+        os.replace(tmp, latest)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 class _LastColumn(ProgressColumn):
@@ -221,7 +302,7 @@ def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], s
         try:
             result = job(session)
         except BaseException as e:  # noqa: BLE001 - one board's failure must not end the fleet
-            status, message = classify(e)
+            status, message = classify(e, board)
             result = BoardResult(board.name, status, error=message)
         finally:
             session.close()
@@ -255,7 +336,5 @@ def run_fleet(boards: list[Board], job: Callable[[BoardSession], BoardResult], s
     run.stopped_early = stop.is_set()
     failed = [r.board for r in run.results if r.status in (FAILED, UNREACHABLE, SKIPPED)]
     if failed and retry_dir is not None:
-        retry_dir.mkdir(parents=True, exist_ok=True)
-        run.retry_file = retry_dir / f"retry-{label.replace(' ', '-')}.txt"
-        run.retry_file.write_text("\n".join(failed) + "\n")
+        run.retry_file = write_retry_file(retry_dir, label, failed)
     return run

@@ -1,6 +1,7 @@
 """The fleet runner: per-board results, failure classes, --fail-percent, retry lists (jobs without SSH)."""
 import socket
 import threading
+import time
 from io import StringIO
 
 import pytest
@@ -90,3 +91,195 @@ def test_a_terminal_sees_upload_bytes_and_speed_while_boards_send():
                     console=Console(file=screen, force_terminal=True, width=120))
     assert run.count(CHANGED) == len(BOARDS)
     assert shown.is_set(), screen.getvalue()[-300:]
+
+
+# -- an in-process SSH server: the real BoardSession/open_connection code against scripted boards ----------
+
+import paramiko  # noqa: E402
+
+from rkdeploy.connection import changed_key_message  # noqa: E402
+from rkdeploy.fleet import BoardSession, OutputTooLarge, classify  # noqa: E402
+from rkdeploy.connection import LinkLost  # noqa: E402
+
+
+class _Board(paramiko.ServerInterface):
+    """Each exec request is a scripted behaviour: `out N`, `err N`, `bytes`, `die`."""
+
+    def __init__(self):
+        self.transport = None
+
+    def check_channel_request(self, kind, chanid):
+        return paramiko.OPEN_SUCCEEDED
+
+    def get_allowed_auths(self, username):
+        return "publickey"
+
+    def check_auth_publickey(self, username, key):
+        return paramiko.AUTH_SUCCESSFUL
+
+    def check_channel_exec_request(self, channel, command):
+        threading.Thread(target=self._run, args=(channel, command.decode()), daemon=True).start()
+        return True
+
+    def _run(self, channel, command):
+        time.sleep(0.1)          # let the transport answer the exec request first (paramiko servers race on it)
+        verb, _, arg = command.partition(" ")
+        block = b"x" * 65536
+        if verb in ("out", "err"):
+            send = channel.sendall if verb == "out" else channel.sendall_stderr
+            try:
+                for _ in range(int(arg) // len(block)):
+                    send(block)
+            except OSError:                       # the client stopped reading and closed the channel
+                return
+        elif verb == "bytes":
+            channel.sendall(b"model_current=d\xe9tecteur|versions/abababababab.rknn\nend=ok\n")
+            channel.sendall_stderr(b"caf\xe9 \xff\n")
+        elif verb == "die":
+            channel.sendall(b"uname=box 6.1 aarch64\n")
+            time.sleep(0.2)
+            self.transport.close()                # the link goes before the exit status
+            return
+        channel.send_exit_status(0)
+        channel.close()
+
+
+@pytest.fixture
+def ssh_board(tmp_path):
+    host_key = paramiko.ECDSAKey.generate()
+    client_key = paramiko.ECDSAKey.generate()
+    client_key.write_private_key_file(str(tmp_path / "id"))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    transports = []
+
+    def serve():
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            t = paramiko.Transport(sock)
+            t.add_server_key(host_key)
+            server = _Board()
+            server.transport = t
+            t.start_server(server=server)
+            transports.append(t)
+
+    threading.Thread(target=serve, daemon=True).start()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
+    board = Board(name="fake", host="127.0.0.1", port=port, key=str(tmp_path / "id"))
+    yield board, SshSettings(known_hosts=known, connect_timeout=5, command_timeout=10, max_output_mib=1)
+    listener.close()
+    for t in transports:
+        t.close()
+
+
+def _session(ssh_board):
+    board, settings = ssh_board
+    return BoardSession(board, settings)
+
+
+@pytest.mark.parametrize("stream", ["out", "err"])
+def test_a_board_sending_more_than_the_cap_on_one_stream_is_stopped_with_a_clear_error(ssh_board, stream):
+    session = _session(ssh_board)
+    try:
+        with pytest.raises(OutputTooLarge) as err:
+            session.run(f"{stream} {64 * 1024 * 1024}")      # 64 MiB against a 1 MiB cap
+        name = "stdout" if stream == "out" else "stderr"
+        assert str(err.value).startswith(f"the board sent more than 1 MiB on {name} for one command")
+        assert session.run("out 131072").stdout == "x" * 131072    # the connection still serves the next command
+        assert classify(err.value)[0] == FAILED
+    finally:
+        session.close()
+
+
+def test_output_that_is_not_utf8_is_decoded_with_replacement_characters_and_still_parses(ssh_board):
+    from rkdeploy.probe import parse_probe
+
+    session = _session(ssh_board)
+    try:
+        result = session.run("bytes")
+    finally:
+        session.close()
+    assert result.return_code == 0 and result.stderr == "caf\ufffd \ufffd\n"
+    assert parse_probe(result.stdout).models_current == {"d\ufffdtecteur": "versions/abababababab.rknn"}
+
+
+def test_a_link_lost_during_a_command_is_link_lost_and_unreachable_not_a_bad_shell(ssh_board):
+    session = _session(ssh_board)
+    try:
+        with pytest.raises(LinkLost) as err:
+            session.run("die")
+    finally:
+        session.close()
+    status, message = classify(err.value, ssh_board[0])
+    assert status == UNREACHABLE and "ended during a command, before its exit status" in message
+    assert f"127.0.0.1:{ssh_board[0].port}" in message
+
+
+def test_a_changed_host_key_on_another_port_names_the_bracketed_host_in_the_ssh_keygen_hint(ssh_board, tmp_path):
+    board, settings = ssh_board
+    other = paramiko.ECDSAKey.generate()
+    settings.known_hosts.write_text(f"[127.0.0.1]:{board.port} {other.get_name()} {other.get_base64()}\n")
+    with pytest.raises(HostKeyRefused) as err:
+        open_connection(board, settings)
+    message = str(err.value)
+    assert f"ssh-keygen -R '[127.0.0.1]:{board.port}' -f {settings.known_hosts}" in message
+    assert "CHANGED" in message
+
+
+def test_the_ssh_keygen_hint_is_plain_on_port_22_and_quoted_for_the_shell():
+    assert changed_key_message("cam-01", 22, "A", "B", __import__("pathlib").Path("/k h")).endswith(
+        "ssh-keygen -R cam-01 -f '/k h'")
+
+
+@pytest.mark.parametrize("error,needle", [
+    (EOFError(), "connection lost to 10.0.0.5:2222: EOFError, without a message"),
+    (paramiko.SSHException(""), "connection lost to 10.0.0.5:2222: SSHException, without a message"),
+    (ConnectionResetError(), "connection lost to 10.0.0.5:2222: ConnectionResetError, without a message"),
+    (EOFError("socket closed"), "connection lost to 10.0.0.5:2222: socket closed (EOFError)"),
+    (TimeoutError(), "timed out to 10.0.0.5:2222"),
+    (Unreachable(""), "Unreachable: no answer to 10.0.0.5:2222"),
+    (KeyError(), "KeyError (no message) on cam"),
+])
+def test_a_lost_connection_always_has_a_message_naming_the_exception_and_the_board(error, needle):
+    status, message = classify(error, Board(name="cam", host="10.0.0.5", port=2222))
+    assert needle in message
+    assert not message.rstrip().endswith(":")
+
+
+def test_concurrent_runs_write_their_own_retry_files_and_latest_points_at_the_last(tmp_path):
+    from rkdeploy.inventory import Inventory
+
+    def job(session):
+        raise Unreachable("no answer")
+
+    runs = []
+    threads = [threading.Thread(target=lambda: runs.append(run_fleet(
+        BOARDS[:2], job, SshSettings(), label="deploy model", console=QUIET, retry_dir=tmp_path))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    files = {r.retry_file for r in runs}
+    assert len(files) == 4 and all(f.read_text().split() == ["b0", "b1"] for f in files)
+    assert all(f.name.startswith("retry-deploy-model-") and f.name.endswith(".txt") for f in files)
+    latest = tmp_path / "retry-deploy-model-latest.txt"
+    assert latest.resolve() in {f.resolve() for f in files}
+    inv = Inventory(path=tmp_path / "hosts.yaml", boards={b.name: b for b in BOARDS}, settings={})
+    assert [b.name for b in inv.select(hosts=f"@{latest}")] == ["b0", "b1"]
+    for f in files:
+        assert [b.name for b in inv.select(hosts=f"@{f}")] == ["b0", "b1"]
+
+
+def test_a_retry_file_name_carries_the_time_and_the_process(tmp_path):
+    import os
+
+    run = run_fleet(BOARDS[:1], lambda s: (_ for _ in ()).throw(ValueError("x")), SshSettings(), label="a/b c",
+                    console=QUIET, retry_dir=tmp_path)
+    assert run.retry_file.parent == tmp_path
+    assert run.retry_file.name.startswith("retry-a-b-c-") and f"-{os.getpid()}" in run.retry_file.name
