@@ -7,7 +7,7 @@ from invoke import Collection, Exit, task
 
 from . import faults
 from .fleet import DEFAULT_PROFILES, Lab
-from .host import LabError
+from .host import LabError, preflight
 
 LAB_HELP = {"name": "lab name (default: demo; tests use their own)"}
 
@@ -21,9 +21,10 @@ def _lab(name: str) -> Lab:
             "native": "plain x86 sshd boards, no emulation (for scale benchmarks)"})
 def up(c, boards=None, profiles=None, native=False, name="demo"):
     """Start the lab fleet and write its inventory and known_hosts."""
-    lab = _lab(name)
     started = time.monotonic()
     try:
+        preflight(native=native)           # the host's tools first: what to install, not a FileNotFoundError later
+        lab = _lab(name)
         fleet = lab.up(profiles=profiles.split(",") if profiles else None,
                        boards=int(boards) if boards else None, native=native)
     except LabError as e:
