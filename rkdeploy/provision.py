@@ -228,6 +228,7 @@ def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts
             _stream_as_root(session, bundle.files_dir / step.file.path, tmp)
             uploads.append((step.file, tmp))
     if uploads:
+        BoardLock.of(session).ensure_held()        # LockLost (nothing renamed) if the lock may have passed on
         result = _root_run(session, install_script(uploads))
         if result.return_code != 0:
             raise ProvisionError(result.stderr.strip() or "installing the files failed")
