@@ -184,8 +184,10 @@ def load_bundle(bundles_dir: Path, version: str) -> Bundle:
                           "inv bundle.import SDK_PATH")
     try:
         doc = yaml.safe_load(manifest.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
-        raise BundleError(f"{manifest}: not a readable YAML manifest ({str(e).splitlines()[0]})") from None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, ValueError, RecursionError) as e:
+        # ValueError: an integer of more than 4300 digits; RecursionError: nesting thousands deep
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise BundleError(f"{manifest}: not a readable YAML manifest ({first})") from None
     bundle = _validated(manifest, doc, root)
     if bundle.version != version:
         raise BundleError(f"{manifest}: version: the manifest says {bundle.version!r} but lives in bundles/{version}/")
@@ -205,7 +207,7 @@ def _validated(manifest: Path, doc, root: Path) -> Bundle:
     if not isinstance(version, str) or not _PLAIN_RELEASE.fullmatch(version):
         raise bad("version", f"{version!r} is not a plain release string (such as '2.3.2' or '2.0.0b0'; quote it)")
     layout = doc.get("layout")
-    if layout not in LAYOUTS:
+    if not isinstance(layout, str) or layout not in LAYOUTS:
         raise bad("layout", f"{layout!r} is not one of {', '.join(LAYOUTS)}")
     raw_files = doc.get("files")
     if not isinstance(raw_files, list):

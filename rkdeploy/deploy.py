@@ -249,13 +249,13 @@ def _probe_and_lock(session: BoardSession, model_dir: str, name: str, sha12: str
     try:
         channel.settimeout(session.settings.command_timeout)
         channel.exec_command(script)
-        reader = channel.makefile("r")
+        reader = channel.makefile("rb")            # bytes: a file name on the board need not be UTF-8
         lines = []
         for line in reader:
             lines.append(line)
-            if line.startswith("end="):
+            if line.startswith(b"end="):
                 break
-        facts = parse_probe("".join(lines))
+        facts = parse_probe(b"".join(lines), link_lost=not session.conn.transport.is_active())
     except BaseException:
         channel.close()
         raise

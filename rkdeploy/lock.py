@@ -140,9 +140,9 @@ class BoardLock:
             self.session.commands += 1
             self.channel = self.session.conn.transport.open_session()
             self.channel.exec_command(lock_command(self.wait, self.token, self.heartbeat_timeout))
-            self.reader = self.channel.makefile("r")
+            self.reader = self.channel.makefile("rb")
         self.channel.settimeout(self.wait + self.session.settings.connect_timeout)
-        line = self.reader.readline().strip()
+        line = self.reader.readline().decode(errors="replace").strip()   # board bytes, not trusted to be UTF-8
         if line != "locked":
             status = self.channel.recv_exit_status()
             said = self._stderr()

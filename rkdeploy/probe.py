@@ -166,6 +166,7 @@ for cur in "$md"/*/current.rknn; do
   [ -L "$cur" ] || continue
   d=${{cur%/current.rknn}}
   target=$(readlink "$cur")
+  case "$cur$target" in *"$nl"*) continue;; esac   # a newline in a name would forge probe lines: not ours
   p model_current "${{d##*/}}|$target"
   [ "${{d##*/}}" = "${{RKD_MODEL:-}}" ] && RKD_CURRENT=$target    # for a caller's script that follows
 done

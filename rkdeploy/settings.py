@@ -37,6 +37,7 @@ def ssh_settings(config, inventory_settings: dict, *, accept_new_host_keys: bool
         keepalive=int(rk.get("keepalive", 3)),
         retries=int(rk.get("connect_retries", 2)),
         ssh_config=pick("ssh_config"),
+        max_output_mib=float(pick("max_output_mib") or 16),
         sudo_password=sudo_password,
     )
 

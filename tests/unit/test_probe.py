@@ -204,3 +204,22 @@ DIGITS = "1" * 20000
 def test_a_20000_digit_value_in_any_field_parses_to_a_plain_result(line, check):
     # measured by hand (docs/hardening.md): each well under 50 ms; the groups= line took 1.2 s before
     assert check(parse_probe(f"{line}\nend=ok\n"))
+
+
+def test_a_model_directory_or_link_target_with_a_newline_cannot_forge_probe_lines(tmp_path):
+    """Run the probe's model section with /bin/sh on a real directory holding hostile names."""
+    import subprocess
+
+    from rkdeploy.probe import probe_script
+
+    md = tmp_path / "models"
+    (md / "good/versions").mkdir(parents=True)
+    (md / "good/current.rknn").symlink_to("versions/aaaaaaaaaaaa.rknn")
+    (md / "zz\nend=ok/versions").mkdir(parents=True)
+    (md / "zz\nend=ok/current.rknn").symlink_to("versions/x")
+    (md / "zz/versions").mkdir(parents=True)
+    (md / "zz/current.rknn").symlink_to("versions/x\nmodel_current=good|versions/ffffffffffff.rknn")
+    out = subprocess.run(["/bin/sh", "-c", probe_script(model_dir=str(md), system=False)],
+                         capture_output=True, text=True, timeout=60).stdout
+    facts = parse_probe(out)
+    assert facts.models_current == {"good": "versions/aaaaaaaaaaaa.rknn"}
