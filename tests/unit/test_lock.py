@@ -233,7 +233,7 @@ class Clock:
 
 def board_lock(clock, every=3600.0):
     session = Session()
-    lock = BoardLock(session, 1, channel=FakeChannel(), reader=io.StringIO("locked\n"), token=new_token(),
+    lock = BoardLock(session, 1, channel=FakeChannel(), reader=io.BytesIO(b"locked\n"), token=new_token(),
                      clock=clock, heartbeat_every=every, heartbeat_timeout=15, margin=5)
     return session, lock
 
