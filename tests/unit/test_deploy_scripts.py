@@ -285,7 +285,7 @@ class FakeChannel:
         self.log.append(command)
 
     def makefile(self, mode):
-        return io.StringIO(self.output)
+        return io.BytesIO(self.output.encode()) if "b" in mode else io.StringIO(self.output)
 
     def shutdown_write(self):
         pass
@@ -303,7 +303,7 @@ def test_a_board_whose_metadata_sha_is_hostile_fails_with_no_command_built_from_
     session = SimpleNamespace(board=SimpleNamespace(name="b", vars={}), commands=0,
                               settings=SimpleNamespace(command_timeout=5, connect_timeout=1),
                               conn=SimpleNamespace(transport=SimpleNamespace(
-                                  open_session=lambda: FakeChannel(log, output))))
+                                  open_session=lambda: FakeChannel(log, output), is_active=lambda: True)))
     job = deploy_job(MODEL_OBJ, "det", model_dir=None, keep=3, force=True, check_only=False, lock_wait=1)
     with pytest.raises(DeployError, match=r"/opt/rkdeploy/models/det/versions/\*\.json.*'\$\(reboot\)'"):
         job(session)
