@@ -39,6 +39,11 @@ model=/var/lib/rkdeploy-lab/demo/detector-rk3588.rknn     # a valid .rknn the pr
 .venv/bin/python -m tests.lab.modelgen "$model" --soc rk3588 --format 6 --toolkit 2.3.2 --size-kb 2048
 $inv models.inspect "$model"
 $inv deploy "$model" --all --name detector --inventory "$inventory"
+
+echo; echo "== 6. the same for the RK3566/RK3568 family: a model built for rk3566 runs on the rk3568 board"
+model356x=/var/lib/rkdeploy-lab/demo/detector-rk3566.rknn
+.venv/bin/python -m tests.lab.modelgen "$model356x" --soc rk3566 --format 6 --toolkit 2.3.2 --size-kb 1024
+$inv deploy "$model356x" --group rk3568 --name detector --inventory "$inventory"
 $inv models.list --all --inventory "$inventory"
 echo
 echo "check exit code: $code (0 all match; bit 2 mismatch, 4 unreachable, 8 failed). Stop the lab: $inv lab.down"
