@@ -67,7 +67,9 @@ def one(lab: Lab, model: Path, toolkit: str, select: list[str], isolation: str) 
     assert doc["isolation"] == isolation, doc["isolation"]
     return {"wall_s": wall, "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
             "busy_pct": 100.0 * (busy1 - busy0) / max(1, total1 - total0),
-            "board_ms": [r["time_ms"] for r in doc["results"]]}
+            "board_ms": [r["time_ms"] for r in doc["results"]],
+            "phases": {k: max(run["seconds"].get(k, 0) for run in doc["runs"]) for k in ("preflight", "toolkit",
+                                                                                       "governors")}}
 
 
 def main() -> int:
@@ -113,7 +115,9 @@ def main() -> int:
                      "cpu_s": round(statistics.median(x["cpu_s"] for x in runs), 2),
                      "busy_pct": round(statistics.median(x["busy_pct"] for x in runs)),
                      "walls": [round(x["wall_s"], 2) for x in runs],
-                     "emulated_board_ms": runs[-1]["board_ms"]})
+                     "emulated_board_ms": runs[-1]["board_ms"],
+                     "slowest_board_phases_s": {k: round(statistics.median(x["phases"][k] for x in runs), 2)
+                                                for k in ("preflight", "toolkit", "governors")}})
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": {
         "platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "model": Path("/proc/cpuinfo").read_text().split("model name")[1].split(":")[1].split("\n")[0].strip()
@@ -124,11 +128,13 @@ def main() -> int:
     (out / f"perf-{time.strftime('%Y%m%d-%H%M')}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"{result['date']}, {result['machine']['platform']}, {result['machine']['cpus']} cores, "
           f"{args.rounds} rounds\n")
-    print("| case | median wall | vs 1 board | CPU s (rkdeploy + toolkit + adb) | machine busy | rounds |")
-    print("|---|---|---|---|---|---|")
+    print("| case | median wall | vs 1 board | CPU s (rkdeploy + toolkit + adb) | machine busy | slowest board: "
+          "preflight / toolkit / governors | rounds |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['wall_s']:.2f} s | {r['vs_1_board']:.2f}× | {r['cpu_s']:.1f} | {r['busy_pct']} % | "
-              f"{', '.join(f'{w:.1f}' for w in r['walls'])} |")
+              "{p[preflight]:.1f} / {p[toolkit]:.1f} / {p[governors]:.1f} s | ".format(p=r["slowest_board_phases_s"])
+              + f"{', '.join(f'{w:.1f}' for w in r['walls'])} |")
     return 0
 
 

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,13 +60,15 @@ class PerfRun:
     raw_path: str = ""
     governors_restored: int = 0
     toolkit_errors: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)     # preflight, toolkit (worker), governors
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": self.model, "ok": self.ok, "stage": self.stage, "error": self.error or None,
                 "perf": self.perf.to_dict() if self.perf else None,
                 "memory": self.memory.to_dict() if self.memory else None,
                 "diagnoses": [d.__dict__ for d in self.diagnoses], "raw": self.raw_path,
-                "governors_restored": self.governors_restored, "toolkit_errors": self.toolkit_errors}
+                "governors_restored": self.governors_restored, "toolkit_errors": self.toolkit_errors,
+                "seconds": self.seconds}
 
 
 NETWORK_ID = re.compile(r"^[\w.-]+:\d+$")     # IP:PORT or HOST:PORT: network adb, needs `adb connect`
@@ -315,7 +318,9 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: AdbS
              perf_debug: bool, timeout: float, raw_dir: Path):
     def job(session: BoardSession) -> BoardResult:
         board = session.board
+        t0 = time.monotonic()
         problems = preflight(session, models[0], toolkit_release, adb, force=force)
+        t_pre = time.monotonic() - t0
         if problems:
             return BoardResult(board.name, FAILED, error="preflight: " + "; ".join(problems),
                                data=[PerfRun(board.name, m.path.rsplit("/", 1)[-1], stage="preflight",
@@ -324,11 +329,15 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: AdbS
         runs = []
         try:
             for model in models:
+                t1 = time.monotonic()
                 runs.append(_one(board, model, python, fix_freq, perf_debug, timeout, raw_dir, adb.env, adb.adb))
+                runs[-1].seconds = {"preflight": round(t_pre, 2), "toolkit": round(time.monotonic() - t1, 2)}
         finally:
+            t2 = time.monotonic()
             restored = restore_governors(session, saved)
         for r in runs:
             r.governors_restored = restored
+            r.seconds["governors"] = round(time.monotonic() - t2, 2)
         ok = all(r.ok for r in runs)
         return BoardResult(board.name, OK if ok else FAILED, data=runs,
                            error="" if ok else "; ".join(f"{r.model}: {r.error}" for r in runs if not r.ok))
