@@ -69,7 +69,9 @@ SAME_RELEASE = Diagnosis(
 def diagnose(text: str) -> list[Diagnosis]:
     """Every distinct known cause found in a log, in the order first seen. When the toolkit's `RKNN VERSION`
     block shows the PC API, rknn_server and librknnrt at one release, a load/ioctl refusal is not a version
-    mismatch, whatever the message suggests."""
+    mismatch, whatever the message suggests; when it shows the server or runtime at another release than the
+    API, that is the mismatch, named with the toolkit's own version lines, even if the run went through (a
+    1.6.0 rknn_server serves toolkit 2.3.2 without an error: the results are then not the SDK's)."""
     found: list[Diagnosis] = []
     seen = set()
     versions = {m.group(1): m.group(2) for m in _VERSION_LINE.finditer(text)}
@@ -78,6 +80,12 @@ def diagnose(text: str) -> list[Diagnosis]:
         if re.search(r"msg_load_ack fail|msg_ioctl_ack fail|RKNN_ERR_MODEL_INVALID", text):
             seen.add(SAME_RELEASE.cause)
             found.append(SAME_RELEASE)
+    api = versions.get("API")
+    others = {k: v for k, v in versions.items() if k != "API" and v.split(".")[:3] != (api or "").split(".")[:3]}
+    if api and others:
+        fix = next(f for _, c, f in RULES if c == _MISMATCH)
+        found.append(Diagnosis(_MISMATCH, fix, f"API: {api}, " + ", ".join(f"{k}: {v}" for k, v in others.items())))
+        seen.add(_MISMATCH)
     for line in text.splitlines():
         for pattern, cause, fix in RULES:
             if pattern.search(line) and cause not in seen:

@@ -5,9 +5,15 @@ platform, the adb device listed by the toolkit's own adb), the board's CPU/NPU/D
 then the worker (perf_worker.py) in the toolkit's Python, then the governors restored, because
 eval_perf(fix_freq=True) changes them and never puts them back (RKNN-NOTES.md §5).
 
-The toolkit forwards one PC-side abstract socket, @transfer_proxy, whatever the board: two runs at
-once on one PC would talk to each other's board. Workers therefore run one at a time on this PC
-(a file lock, so separate rkdeploy processes take turns too); preflights run in parallel.
+The toolkit forwards one PC-side abstract socket, @transfer_proxy, whatever the board, and an abstract
+socket name is one per network namespace (docs/toolkit-and-adb.md §5). So each worker for a network adb
+device (IP:PORT) runs in its own user + network + PID namespace (`unshare --user --map-root-user --net
+--pid`, no root needed), with its own loopback, its own adb server and its own @transfer_proxy; the board is
+reached through a relay: in the namespace TCP 127.0.0.1:7555 → a unix socket in a private 0700 directory
+(filesystem paths cross network namespaces) → here, in the PC's namespace, a thread connecting to the board's
+IP:PORT. Boards then run in parallel (bounded by --parallel). Where that cannot work (USB serials: one adb
+server owns the USB bus; no unprivileged user namespaces; RKDEPLOY_PERF_ISOLATION=lock), workers run one at
+a time on this PC under a file lock, so separate rkdeploy processes take turns too.
 """
 from __future__ import annotations
 
@@ -18,6 +24,9 @@ import re
 import shlex
 import socket
 import subprocess
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +60,15 @@ class PerfRun:
     raw_path: str = ""
     governors_restored: int = 0
     toolkit_errors: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)     # preflight, toolkit (worker), governors
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": self.model, "ok": self.ok, "stage": self.stage, "error": self.error or None,
                 "perf": self.perf.to_dict() if self.perf else None,
                 "memory": self.memory.to_dict() if self.memory else None,
                 "diagnoses": [d.__dict__ for d in self.diagnoses], "raw": self.raw_path,
-                "governors_restored": self.governors_restored, "toolkit_errors": self.toolkit_errors}
+                "governors_restored": self.governors_restored, "toolkit_errors": self.toolkit_errors,
+                "seconds": self.seconds}
 
 
 NETWORK_ID = re.compile(r"^[\w.-]+:\d+$")     # IP:PORT or HOST:PORT: network adb, needs `adb connect`
@@ -133,19 +144,134 @@ def restore_governors(session: BoardSession, saved: dict[str, str]) -> int:
 
 _pc_lock_path = Path(os.environ.get("RKDEPLOY_CACHE", Path.home() / ".cache" / "rkdeploy")) / "transfer_proxy.lock"
 
+NETNS_PORT = 7555        # the relay's port inside a worker's namespace: outside adb's emulator scan (5555-5585)
+UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child"]
+_isolation: str | None = None
+_isolation_lock = threading.Lock()
 
-def run_worker(python: str, request: dict, timeout: float, env: dict | None = None) -> dict:
-    """One toolkit run at a time on this PC: @transfer_proxy is a single PC-wide socket name. `env` (an
-    AdbServer's) selects the adb server the toolkit's adb talks to."""
+
+def isolation() -> str:
+    """'netns' when this PC can give each toolkit run its own user + network namespace (tried once per
+    process), else 'lock'. RKDEPLOY_PERF_ISOLATION=lock|netns forces one (netns: fail loudly if it cannot)."""
+    global _isolation
+    with _isolation_lock:
+        if _isolation is None:
+            forced = os.environ.get("RKDEPLOY_PERF_ISOLATION", "").strip()
+            if forced == "lock":
+                _isolation = "lock"
+            else:
+                try:
+                    ok = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=30,
+                                        stdin=subprocess.DEVNULL).returncode == 0
+                except (OSError, subprocess.TimeoutExpired):
+                    ok = False
+                if not ok and forced == "netns":
+                    raise PerfError("RKDEPLOY_PERF_ISOLATION=netns but `unshare --user --map-root-user --net` "
+                                    "fails here (unprivileged user namespaces disabled?)")
+                _isolation = "netns" if ok else "lock"
+        return _isolation
+
+
+class BoardRelay:
+    """PC side of a namespaced worker's way to its board: a unix socket in a private directory; each connection
+    to it is joined to a new TCP connection to the board's adbd (host, port), bytes copied both ways."""
+
+    def __init__(self, host: str, port: int, directory: Path, connect_timeout: float = 10.0):
+        self.address = (host, port)
+        self.path = str(directory / "board.sock")
+        self.connect_timeout = connect_timeout
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.path)
+        self._listener.listen(16)
+        self._open: set[socket.socket] = set()
+        self._guard = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, name=f"relay {host}:{port}", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                inner, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._join, args=(inner,), daemon=True).start()
+
+    def _join(self, inner: socket.socket) -> None:
+        try:
+            outer = socket.create_connection(self.address, timeout=self.connect_timeout)
+            outer.settimeout(None)
+        except OSError:
+            inner.close()            # adb in the namespace sees the connection refused/closed, as without a relay
+            return
+        with self._guard:
+            if self._closed:
+                inner.close(), outer.close()
+                return
+            self._open.update((inner, outer))
+        threading.Thread(target=_pump, args=(outer, inner), daemon=True).start()
+        _pump(inner, outer)
+
+    def close(self) -> None:
+        with self._guard:
+            self._closed = True
+            live = list(self._open)
+        for s in [self._listener, *live]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def run_worker(python: str, request: dict, timeout: float, env: dict | None = None, *,
+               adb: str | None = None) -> dict:
+    """Run the worker in the toolkit's Python. With `adb` (the toolkit's bundled adb) and a network device id
+    (IP:PORT) and isolation() == 'netns': in its own namespaces through a BoardRelay, in parallel with others.
+    Otherwise one toolkit run at a time on this PC (@transfer_proxy is one name per network namespace); `env`
+    (an AdbServer's) selects the adb server the toolkit's adb talks to."""
+    device = request.get("device_id") or ""
+    if adb and NETWORK_ID.match(device) and isolation() == "netns":
+        return _run_isolated(python, request, timeout, env, adb)
     _pc_lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(_pc_lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run([python, str(WORKER)], request, timeout, {**(env or os.environ), "PYTHONUNBUFFERED": "1"})
+
+
+def _run_isolated(python: str, request: dict, timeout: float, env: dict | None, adb: str) -> dict:
+    host, port = request["device_id"].rsplit(":", 1)
+    with tempfile.TemporaryDirectory(prefix="rkdeploy-perf-") as tmp:     # mode 0700: only this user
+        relay = BoardRelay(host, int(port), Path(tmp))
         try:
-            proc = subprocess.run([python, str(WORKER)], input=json.dumps(request), capture_output=True, text=True,
-                                  timeout=timeout, env={**(env or os.environ), "PYTHONUNBUFFERED": "1"})
-        except subprocess.TimeoutExpired:
-            return {"ok": False, "stage": "timeout", "error": f"the toolkit did not finish within {timeout:g} s",
-                    "log": ""}
+            child_env = {k: v for k, v in (env or os.environ).items() if k != "ANDROID_ADB_SERVER_PORT"}
+            # TMPDIR: the namespaced adb server's log ($TMPDIR/adb.<uid>.log) is this run's own
+            child_env.update(PYTHONUNBUFFERED="1", TMPDIR=tmp)
+            inner = {**request, "device_id": f"127.0.0.1:{NETNS_PORT}", "board_device_id": request["device_id"],
+                     "netns": {"socket": relay.path, "port": NETNS_PORT, "adb": adb}}
+            return _run([*UNSHARE, python, str(WORKER)], inner, timeout, child_env)
+        finally:
+            relay.close()
+
+
+def _run(argv: list[str], request: dict, timeout: float, env: dict) -> dict:
+    try:
+        proc = subprocess.run(argv, input=json.dumps(request), capture_output=True, text=True, timeout=timeout,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "stage": "timeout", "error": f"the toolkit did not finish within {timeout:g} s",
+                "log": ""}
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     try:
         return json.loads(line)
@@ -192,7 +318,9 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: AdbS
              perf_debug: bool, timeout: float, raw_dir: Path):
     def job(session: BoardSession) -> BoardResult:
         board = session.board
+        t0 = time.monotonic()
         problems = preflight(session, models[0], toolkit_release, adb, force=force)
+        t_pre = time.monotonic() - t0
         if problems:
             return BoardResult(board.name, FAILED, error="preflight: " + "; ".join(problems),
                                data=[PerfRun(board.name, m.path.rsplit("/", 1)[-1], stage="preflight",
@@ -201,11 +329,15 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: AdbS
         runs = []
         try:
             for model in models:
-                runs.append(_one(board, model, python, fix_freq, perf_debug, timeout, raw_dir, adb.env))
+                t1 = time.monotonic()
+                runs.append(_one(board, model, python, fix_freq, perf_debug, timeout, raw_dir, adb.env, adb.adb))
+                runs[-1].seconds = {"preflight": round(t_pre, 2), "toolkit": round(time.monotonic() - t1, 2)}
         finally:
+            t2 = time.monotonic()
             restored = restore_governors(session, saved)
         for r in runs:
             r.governors_restored = restored
+            r.seconds["governors"] = round(time.monotonic() - t2, 2)
         ok = all(r.ok for r in runs)
         return BoardResult(board.name, OK if ok else FAILED, data=runs,
                            error="" if ok else "; ".join(f"{r.model}: {r.error}" for r in runs if not r.ok))
@@ -227,11 +359,11 @@ def toolkit_errors(log: str) -> list[str]:
     return found
 
 
-def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path, env=None) -> PerfRun:
+def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path, env=None, adb=None) -> PerfRun:
     name = model.path.rsplit("/", 1)[-1]
     target = board.soc or (model.target_platforms[0] if model.target_platforms else None)
     out = run_worker(python, {"model": model.path, "target": target, "device_id": board.adb,
-                              "perf_debug": perf_debug, "fix_freq": fix_freq}, timeout, env)
+                              "perf_debug": perf_debug, "fix_freq": fix_freq}, timeout, env, adb=adb)
     raw_dir.mkdir(parents=True, exist_ok=True)
     raw = raw_dir / f"{board.name}-{name}.log"
     raw.write_text(out.get("log", "") + "\n---- eval_perf return value ----\n" + (out.get("perf_text") or "")

@@ -9,7 +9,7 @@ from invoke import Exit
 
 from ..diagnose import diagnose
 from ..fleet import exit_code as fleet_exit_code
-from ..perf import AdbServer, PerfError, PerfRun, perf_job
+from ..perf import AdbServer, PerfError, PerfRun, isolation, perf_job
 from ..perf_parse import parse_memory, parse_perf
 from ..perf_report import regressions, render_perf, rows, to_csv
 from ..settings import state_dir
@@ -18,7 +18,8 @@ from . import common
 from .common import SELECT_HELP, task
 
 
-PERF_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "accept-new-host-keys"),
+PERF_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "parallel", "fail-percent",
+                               "accept-new-host-keys"),
              "model": "one or more .rknn files, comma-separated",
              "force": "run even where the toolkit and the board's server/runtime versions differ",
              "fix-freq": "let eval_perf fix the board's clocks (default on; rkdeploy restores the governors after)",
@@ -31,9 +32,12 @@ PERF_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "acc
 
 @task(name="run", default=True, help=PERF_HELP)
 def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=False, fix_freq=True,
-             perf_debug=False, json=False, csv=False, baseline=None, threshold=10, timeout=300,
-             accept_new_host_keys=False):
+             perf_debug=False, json=False, csv=False, baseline=None, threshold=10, timeout=300, parallel=None,
+             fail_percent=None, accept_new_host_keys=False):
     """eval_perf / eval_memory of each model on each selected board, driven from the PC, in one table.
+
+    Network adb boards (IP:PORT) run in parallel, each toolkit run in its own unprivileged network namespace
+    (rkdeploy.perf); USB boards, or a PC without user namespaces, one at a time.
 
     Exit code: 0 all ran; 8 a board failed (preflight or toolkit); 4 unreachable; 16 a regression
     against --baseline; 1 bad input.
@@ -51,10 +55,12 @@ def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=F
     raw_dir = state_dir(c.config) / "perf" / time.strftime("%Y%m%d-%H%M%S")
     server = AdbServer(adb)      # this run's own adb server (private port), killed at the end
     try:
+        isolation()              # tried once, before the boards' threads
         server.start()
         job = perf_job(models, python=python, toolkit_release=tk.release, adb=server, force=force,
                        fix_freq=fix_freq, perf_debug=perf_debug, timeout=float(timeout), raw_dir=raw_dir)
-        run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "perf", None)
+        run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "perf",
+                         parallel, fail_percent)
     except PerfError as e:
         raise common.fail(str(e)) from None
     finally:
@@ -68,7 +74,8 @@ def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=F
                       "diagnosis": None})
     regressed = regressions(table, Path(baseline), float(threshold)) if baseline else {}
     if json:
-        print(jsonlib.dumps({"toolkit": tk.version, "raw_dir": str(raw_dir), "results": table,
+        print(jsonlib.dumps({"toolkit": tk.version, "raw_dir": str(raw_dir), "isolation": isolation(),
+                             "results": table,
                              "runs": [p.to_dict() for p in runs],
                              "regressions": [{"board": b, "model": m, "why": w} for (b, m), w in regressed.items()]},
                             indent=2, default=str))

@@ -11,6 +11,10 @@ import yaml
 from tests.lab.fleet import Lab
 
 RKDEPLOY = str(Path(sys.executable).parent / "rkdeploy")
+# The `rkdeploy` command imports the checkout under test (a worktree too), not whatever the venv was installed from.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != _ROOT:
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
 
 
 def lab_available() -> str | None:

@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def standin_runtime(version: str, arch: str = "aarch64") -> Path:
     """A stand-in librknnrt.so of `version`, compiled once per stand-in source revision."""
     out = CACHE_DIR / "sdk" / f"standin-{_sources_hash()}" / version / arch / "librknnrt.so"
     if not out.exists():
-        tmp = out.with_name(f".librknnrt.so.{os.getpid()}")
+        tmp = out.with_name(f".librknnrt.so.{os.getpid()}.{threading.get_ident()}")   # boards are prepared by threads
         compile_runtime(release(version), arch, tmp)
         tmp.rename(out)
     return out

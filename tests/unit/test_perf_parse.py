@@ -81,6 +81,16 @@ def test_a_whole_log_gives_each_cause_once():
     assert len(causes) == len(set(causes)) and len(causes) >= 10
 
 
+def test_a_server_of_another_release_is_named_from_the_toolkits_version_lines_even_when_the_run_went_through():
+    log = ("D RKNNAPI:   API: 2.3.2 (1842325 build@2025-03-30T09:55:23)\n"
+           "D RKNNAPI:   DRV: rknn_server: 1.6.0 (535b468 build@2023-12-11T17:05:07)\n"
+           "D RKNNAPI:   DRV: rknnrt: 2.3.2 (429f97ae6b@2025-04-09T09:09:27)\nTotal Time(us): 500\n")
+    (found,) = diagnose(log)
+    assert found.cause == "the PC toolkit and the board's rknn_server are different releases"
+    assert found.line == "API: 2.3.2, DRV: rknn_server: 1.6.0" and "inv provision" in found.fix
+    assert diagnose(log.replace("1.6.0 (535b468", "2.3.2 (1842325")) == []
+
+
 def test_the_report_renders_parsed_runs_and_marks_regressions_against_a_baseline(tmp_path):
     import json
     from io import StringIO
