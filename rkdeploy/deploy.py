@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from .gather import gather_facts
 from .probe import parse_probe, probe_script
 from .facts import BoardFacts
-from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
+from .fleet import CHANGED, FAILED, OK, BoardResult
 from . import remote
 from .lock import HELD_CHECK, LOCK_LOST_EXIT, BoardLock, LockLost, held_params, lock_command, new_token
 from .rknn_model import RknnModel
+from .session import BoardSession, root_advice
 from .socs import runs_on, socs_for
 from .versions import release_of
 
@@ -47,6 +48,7 @@ class DeployPlan:
     problems: list[str] = field(default_factory=list)
     forced: bool = False
     prepare: bool = False             # the model's directory does not exist yet
+    prepare_root: bool = False        # ... and the login user cannot make the model directory: root makes it
     prune: list[str] = field(default_factory=list)
     bytes: int = 0
 
@@ -145,6 +147,7 @@ def plan_deploy(model: RknnModel, name: str, facts: BoardFacts, board: str, keep
         return plan
     plan.forced = bool(plan.problems)
     plan.prepare = not versions and name not in facts.models_current
+    plan.prepare_root = plan.prepare and facts.model_dir_state != "writable" and not facts.model_dir_parent_writable
     plan.action = "activate" if sha12 in kept else "upload"
     plan.bytes = model.size if plan.action == "upload" else 0
     older = [v["sha256"][:12] for v in versions if v["sha256"][:12] != sha12]
@@ -193,8 +196,12 @@ set -- $({HASH_FILE})
 printf '%s\\n' "$meta" > "versions/$sha12.json" || {{ rm -f "versions/$sha12.rknn" "versions/$sha12.json"; exit {WRITE_FAILED_EXIT}; }}
 """ + _SWITCH)
 # Written after the model (above): a version's metadata never names a file that is not there.
-_PREPARE = """if [ ! -w "$model_dir" ]; then mkdir -p "$model_dir" 2>/dev/null || sudo -n install -d -o "$(id -un)" -g "$(id -gn)" -m 0755 "$model_dir" 2>/dev/null || { echo "cannot create $model_dir: it needs root and $(command -v sudo > /dev/null && echo "sudo asks for a password" || echo "sudo is not installed"); pass --model-dir to a directory the login user can write" >&2; exit 5; }; fi
+_PREPARE = """[ -w "$model_dir" ] || { mkdir -p "$model_dir" 2>/dev/null && [ -w "$model_dir" ]; } || { echo "cannot create $model_dir as the login user: pass --model-dir to a directory it can write" >&2; exit 5; }
 mkdir -p "$model_dir/$name/versions"
+"""
+# As root (session.run_as_root), when the login user cannot make the model directory: made and given to the
+# login user (sudo's SUDO_UID/SUDO_GID; a root login owns it itself).
+_MAKE_MODEL_DIR = """install -d -o "${SUDO_UID:-$(id -u)}" -g "${SUDO_GID:-$(id -g)}" -m 0755 "$model_dir"
 """
 _PROBE_DONE = """[ "$RKD_CURRENT" = "versions/$rkd_sha12.rknn" ] && exit 0
 """
@@ -225,8 +232,13 @@ def receive_script(model_dir: str, name: str, sha256: str, metadata: str, prune:
     return remote.script(body, **params, sha256=sha256, meta=metadata, part=secrets.token_hex(4))
 
 
+def make_model_dir_script(model_dir: str) -> str:
+    """As root: the model directory, owned by the login user."""
+    return remote.script(_MAKE_MODEL_DIR, model_dir=remote.model_dir(model_dir))
+
+
 def prepare_script(model_dir: str, name: str) -> str:
-    """Make <model_dir>/<name>/versions, with sudo for the model directory itself if the user cannot."""
+    """Make <model_dir>/<name>/versions as the login user (make_model_dir_script first where it cannot)."""
     return remote.script(_PREPARE, model_dir=remote.model_dir(model_dir), name=remote.model_name(name))
 
 
@@ -270,10 +282,12 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
         final_name = model_name(model, name)
         if check_only:
             facts = gather_facts(session, model_dir=where, system=False)
-            return _result(board.name, plan_deploy(model, final_name, facts, board.name, keep, force, where))
+            return _result(board.name, _root_check(session, facts, where,
+                                                   plan_deploy(model, final_name, facts, board.name, keep, force, where)))
         facts, lock = _probe_and_lock(session, where, final_name, model.sha256[:12], lock_wait)
         try:
-            plan = plan_deploy(model, final_name, facts, board.name, keep, force, where)
+            plan = _root_check(session, facts, where, plan_deploy(model, final_name, facts, board.name, keep, force,
+                                                                  where))
         except BaseException:
             lock.release()
             raise
@@ -291,6 +305,10 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
                 lock.ensure_held()
                 run_or_raise(session, script)
             else:
+                if plan.prepare_root:
+                    made = session.run_as_root(make_model_dir_script(where))
+                    if made.return_code != 0:
+                        raise DeployError(f"cannot create {where} as root: {made.stderr.strip() or made.return_code}")
                 script = receive_script(where, final_name, model.sha256, _metadata(model, final_name),
                                         plan.prune, prepare=plan.prepare, lock_token=lock.token)
                 lock.ensure_held()
@@ -301,6 +319,21 @@ def deploy_job(model: RknnModel, name: str | None, *, model_dir: str | None, kee
                     raise DeployError(_upload_failure(result.return_code, result.stderr))
             return _result(board.name, plan)
     return job
+
+
+def _root_check(session: BoardSession, facts: BoardFacts, where: str, plan: DeployPlan) -> DeployPlan:
+    """A plan that needs root for the model directory, on a board where this session cannot become root:
+    refused with the advice that fits (the probe said how root is reached; the session now knows it too)."""
+    if facts.root_mode:
+        session.root_mode = facts.root_mode
+    if plan.prepare_root and plan.action in ("upload", "activate"):
+        advice = root_advice(facts.root_mode, facts.user,
+                             "given" if session.settings.sudo_password is not None else "")
+        if advice:
+            plan.action = "refused"
+            plan.problems.append(f"cannot create {where}: it needs root and {advice}; or pass --model-dir to a "
+                                 "directory the login user can write")
+    return plan
 
 
 def _upload_failure(status: int, err: str) -> str:

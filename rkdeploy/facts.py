@@ -31,7 +31,9 @@ class BoardFacts:
     hostname: str = ""
     user: str = ""
     user_groups: list[str] = field(default_factory=list)
-    sudo: str = ""                       # "root", "ok" (passwordless or password given), "no"
+    root_mode: str = ""                  # how root is reached: session.ROOT_MODES ("" when the probe did not look)
+    root_password: str = ""              # sudo-password only: "" (none given), "ok", "refused", "uncached"
+    sudo: str = ""                       # derived, for reports: "root", "ok" (root reached), "no"
     compatible: list[str] = field(default_factory=list)
     model: str = ""
     npu_driver: ComponentVersion | None = None
@@ -55,6 +57,7 @@ class BoardFacts:
     disk_free_kb: dict[str, int] = field(default_factory=dict)
     model_dir_state: str = ""            # "writable", "present" (not writable by the user) or "absent"
     model_dir_free_kb: int | None = None
+    model_dir_parent_writable: bool = False   # the model directory is absent and the login user can make it
     models_current: dict[str, str] = field(default_factory=dict)     # name -> "versions/<sha12>.rknn"
     model_versions: list[dict] = field(default_factory=list)         # metadata of every kept version
     warnings: list[str] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """Run one job on many boards: a bounded pool, live progress, one result per board.
 
-A board's job gets a `BoardSession` (a lazily opened connection that counts
-remote commands) and returns a `BoardResult`. Network failures become
+A board's job gets a `BoardSession` (session.py: a lazily opened connection that counts
+remote commands and the one way to run anything as root) and returns a `BoardResult`. Network failures become
 `unreachable`, everything else `failed`, and neither stops the other boards
 unless `--fail-percent` says so.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,27 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from .connection import HostKeyRefused, LinkLost, SshSettings, Unreachable, open_connection
+from .connection import HostKeyRefused, LinkLost, SshSettings, Unreachable
 from .inventory import Board
+# BoardSession and what belongs to it live in session.py; CommandResult is re-exported for the modules that
+# still import it from here (the report layer and tasks: to be moved to `from .session import ...`).
+from .session import BoardSession, CommandResult, OutputTooLarge  # noqa: F401
 
 OK, CHANGED, FAILED, UNREACHABLE, SKIPPED = "ok", "changed", "failed", "unreachable", "skipped"
-
-
-@dataclass
-class CommandResult:
-    stdout: str          # decoded as UTF-8, bytes that are not UTF-8 as U+FFFD (never an exception)
-    stderr: str
-    return_code: int     # -1: the command ended without an exit status (killed by a signal)
-
-
-class OutputTooLarge(RuntimeError):
-    """A command sent more than SshSettings.max_output_mib on one stream: rkdeploy stopped reading it."""
-
-
-def _decode(data: bytes) -> str:
-    """Board output as text: file names and messages in other encodings become U+FFFD, never an error, and every
-    line that is valid UTF-8 (all the probe prints itself) reads exactly as sent."""
-    return data.decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -57,148 +42,6 @@ class BoardResult:
     @property
     def reachable(self) -> bool:
         return self.status not in (UNREACHABLE, SKIPPED)
-
-
-class BoardSession:
-    """A board's connection for one job: opened on first use, closed at the end, commands counted."""
-
-    def __init__(self, board: Board, settings: SshSettings):
-        self.board = board
-        self.settings = settings
-        self.commands = 0
-        self.bytes_sent = 0
-        self.on_sent: Callable[[int], None] = lambda delta: None    # the runner's transfer progress
-        self._conn = None
-
-    @property
-    def conn(self):
-        if self._conn is None:
-            self._conn = open_connection(self.board, self.settings)
-        return self._conn
-
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> CommandResult:
-        """Run a remote command (through the login shell); stdin text is sent and never echoed."""
-        return self._exec(command, [stdin.encode()] if stdin is not None else [], timeout)
-
-    def upload(self, local: str, remote: str) -> None:
-        """SFTP upload (no shell involved, so no quoting) reporting bytes to the fleet's progress."""
-        sent = 0
-
-        def progress(done: int, total: int) -> None:
-            nonlocal sent
-            self.on_sent(done - sent)
-            sent = done
-
-        self.conn.sftp().put(local, remote, callback=progress, confirm=True)
-        self.bytes_sent += sent
-
-    def send_file(self, local: str, command: str, preamble: bytes = b"", chunk: int = 256 * 1024) -> CommandResult:
-        """Stream a local file into a remote command's stdin (after `preamble`, e.g. a sudo password line).
-        Bytes are reported to the fleet's progress as they go."""
-        def blocks():
-            if preamble:
-                yield preamble
-            with open(local, "rb") as f:
-                for block in iter(lambda: f.read(chunk), b""):
-                    yield block
-                    self.bytes_sent += len(block)
-                    self.on_sent(len(block))
-        return self._exec(command, blocks(), None)
-
-    def _exec(self, command: str, stdin, timeout: float | None) -> CommandResult:
-        """One remote command on its own channel: stdin from an iterable of bytes; stdout and stderr read
-        side by side (stderr on a helper thread, so that neither can fill the SSH window and stall the other)
-        until the command has exited, even if a process it started in the background keeps them open.
-        A board that sends nothing for `timeout` seconds (default: command_timeout) is taken for a lost
-        link: TimeoutError. More than `max_output_mib` on one stream: reading stops, the channel is closed,
-        OutputTooLarge. The SSH connection dying before the command's exit status: LinkLost."""
-        self.commands += 1
-        timeout = timeout or self.settings.command_timeout
-        cap = max(1, int(self.settings.max_output_mib * 1024 * 1024))
-        heard = [time.monotonic()]
-        overflow: list[str] = []
-        transport = self.conn.transport
-        channel = transport.open_session()
-
-        def drain(recv, ready, sink: list[bytes], stream: str) -> None:
-            size = 0
-
-            def keep(block: bytes) -> bool:
-                nonlocal size
-                size += len(block)
-                if size > cap:                            # never hold more than the cap (+ one block) in memory
-                    overflow.append(stream)
-                    channel.close()                       # the other reader's recv returns at once too
-                    return False
-                sink.append(block)
-                return True
-
-            while True:
-                try:
-                    block = recv(65536)
-                except socket.timeout:
-                    if channel.exit_status_ready():       # ended; take what is there, do not wait for EOF
-                        while ready():
-                            if not keep(recv(65536)):
-                                return
-                        return
-                    if time.monotonic() - heard[0] >= timeout:
-                        return
-                    continue
-                if not block or overflow:
-                    return
-                heard[0] = time.monotonic()
-                if not keep(block):
-                    return
-
-        def lost() -> LinkLost:
-            return LinkLost(f"the SSH connection to {self.board.host}:{self.board.port} ended during a command, "
-                            "before its exit status (link lost?)")
-
-        try:
-            channel.settimeout(timeout)
-            channel.exec_command(command)
-            try:
-                for block in stdin:
-                    channel.sendall(block)
-                channel.shutdown_write()
-            except socket.timeout:
-                raise TimeoutError(f"the board took no data for {timeout:g} s (link lost?)") from None
-            except OSError:
-                # The command ended without reading all of its input (it refused or failed early): what it
-                # said and its exit status are the story, not the closed channel. A dead link raises below.
-                if not channel.exit_status_ready():
-                    if not transport.is_active():
-                        raise lost() from None
-                    raise
-            channel.settimeout(0.1)                        # from here on, poll for the exit status too
-            out: list[bytes] = []
-            err: list[bytes] = []
-            reader = threading.Thread(target=drain, args=(channel.recv_stderr, channel.recv_stderr_ready, err,
-                                                          "stderr"), daemon=True)
-            reader.start()
-            drain(channel.recv, channel.recv_ready, out, "stdout")
-            reader.join()
-            if overflow:
-                raise OutputTooLarge(f"the board sent more than {self.settings.max_output_mib:g} MiB on "
-                                     f"{overflow[0]} for one command: rkdeploy stopped reading and closed the channel "
-                                     "(raise max_output_mib if this output is expected)")
-            if not channel.status_event.wait(max(0.0, timeout - (time.monotonic() - heard[0]))):
-                raise TimeoutError(f"no answer from the board for {timeout:g} s (link lost?)")
-            status = channel.recv_exit_status()
-            if status == -1 and not transport.is_active():  # closed by the transport's end, not by an exit status
-                raise lost()
-            return CommandResult(_decode(b"".join(out)), _decode(b"".join(err)), status)
-        finally:
-            channel.close()
-
-    def close(self) -> None:
-        """Close; on a dead link closing fails too, and that must not hide what happened before."""
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 @dataclass

@@ -7,7 +7,8 @@ from . import remote
 from .gather import gather_facts
 from .deploy import DeployError, activate_script, board_model_dir, model_state, run_or_raise
 from .facts import BoardFacts
-from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
+from .fleet import CHANGED, FAILED, OK, BoardResult
+from .session import BoardSession
 from .lock import HELD_CHECK, BoardLock, held_params
 
 # Under the board lock (lock.HELD_CHECK): remove the model's directory, which the caller named by a

@@ -21,7 +21,6 @@ import fcntl
 import json
 import os
 import re
-import shlex
 import socket
 import subprocess
 import tempfile
@@ -35,7 +34,9 @@ from .diagnose import Diagnosis, diagnose
 from .socs import runs_on, socs_for
 from .fleet import FAILED, OK, BoardResult, BoardSession
 from .perf_parse import MemoryResult, PerfResult, parse_memory, parse_perf
-from .provision import _root_run, server_script
+from .provision import server_script
+from .remote import script as shell_script
+from .session import RootUnavailable
 from .rknn_model import RknnModel
 from .versions import same_release
 
@@ -137,8 +138,15 @@ def read_governors(session: BoardSession) -> dict[str, str]:
 def restore_governors(session: BoardSession, saved: dict[str, str]) -> int:
     if not saved:
         return 0
-    script = "\n".join(f"echo {shlex.quote(v)} > {shlex.quote(k)} 2>/dev/null || true" for k, v in saved.items())
-    _root_run(session, script)
+    # Each governor file and value a quoted parameter (f_N, v_N): the body is fixed text and numbers.
+    params = {}
+    for i, (k, v) in enumerate(saved.items()):
+        params |= {f"f_{i}": k, f"v_{i}": v}
+    body = "".join(f'echo "$v_{i}" > "$f_{i}" 2>/dev/null || true\n' for i in range(len(saved)))
+    try:
+        session.run_as_root(shell_script(body, **params))
+    except RootUnavailable:
+        return 0                       # reported as governors not restored; the runs' own outcome stands
     return len(saved)
 
 
@@ -298,9 +306,12 @@ def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: Adb
         problems.append(f"{model.path.rsplit('/', 1)[-1]} is built for {', '.join(socs_for(model.target_platforms))}, "
                         f"the board is {facts.soc}")
     if server is not None and not facts.server_running:
-        started = _root_run(session, server_script("systemd" if facts.server_unit else "start_rknn.sh"))
-        if started.return_code != 0:
-            problems.append(f"rknn_server is stopped and did not start: {started.stderr.strip()}")
+        try:
+            started = session.run_as_root(server_script("systemd" if facts.server_unit else "start_rknn.sh"))
+            if started.return_code != 0:
+                problems.append(f"rknn_server is stopped and did not start: {started.stderr.strip()}")
+        except RootUnavailable as e:
+            problems.append(f"rknn_server is stopped and starting it needs root: {e}")
     if not board.adb:
         problems.append("the inventory gives no adb device id for this board (adb: SERIAL, or IP:5555 for network adb)")
     else:

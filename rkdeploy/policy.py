@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass
 from packaging.version import Version
 
 from .facts import BoardFacts
+from .session import root_advice
 from .versions import same_release
+
+_ROOT_SHORT = {"no-sudo-rights": "driver unreadable (no sudo rights)", "no-sudo": "driver unreadable (no sudo)"}
 
 ERROR, WARNING = "error", "warning"
 DRIVER_FLOOR = Version("0.9.2")        # what Rockchip's docs recommend
@@ -104,10 +107,11 @@ def evaluate(name: str, facts: BoardFacts, target: Target) -> list[Finding]:
 
     driver = facts.npu_driver
     if driver is None:
-        if facts.sudo == "no":
-            add(Finding(WARNING, "driver", "NPU driver version unreadable: it needs root and sudo asks for a "
-                                           "password", "rerun with --prompt-for-sudo-password, or allow "
-                                                       "passwordless sudo for this user", "driver unreadable (sudo)"))
+        advice = root_advice(facts.root_mode, facts.user, facts.root_password)
+        if advice or facts.sudo == "no":
+            fix = advice or root_advice("sudo-password")
+            add(Finding(WARNING, "driver", "NPU driver version unreadable: it needs root and " + fix.split(": ", 1)[0],
+                        fix.split(": ", 1)[1] if ": " in fix else fix, _ROOT_SHORT.get(facts.root_mode, "driver unreadable (sudo)")))
         else:
             add(Finding(WARNING, "driver", "no RKNPU driver found (no debugfs entry, no dmesg line): is the "
                                            "NPU enabled in this kernel?", short="no NPU driver"))

@@ -11,6 +11,7 @@ import re
 import shlex
 
 from .facts import BoardFacts, InstalledFile, NpuNode
+from .session import ROOT_MODE_FUNCTION, ROOT_MODES
 from .versions import parse_driver, parse_lite2, parse_runtime, parse_server
 
 RUNTIME_PATHS = ("/usr/lib/librknnrt.so", "/usr/lib64/librknnrt.so", "/usr/local/lib/librknnrt.so",
@@ -82,23 +83,41 @@ done
 """
 
 
+# What the probe reads as root (a script of its own, run by sh -c as root or by sudo -n sh -c): it prints its
+# own line, so no command substitution has to wrap the sudo.
+_ROOT_PART = f"""for f in {" ".join(DRIVER_FILES)}; do
+  [ -r "$f" ] && {{ d=$(cat "$f"); printf 'npu_driver=%s\\n' "$d"; exit 0; }}
+done
+d=$(dmesg 2>/dev/null | grep -o "Initialized rknpu [0-9.]*" | tail -n 1)
+printf 'npu_driver=%s\\n' "$d"
+"""
+
+
 def _system_section(python: str, extra_paths: tuple[str, ...]) -> str:
     files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
-    return f"""{VERSION_FUNCTION}p uname "$(uname -m -r -n)"
-uid=$(id -u)
-asroot() {{
-  if [ "$uid" = 0 ]; then "$@"
-  elif [ -n "$RKD_PW" ]; then printf '%s\\n' "$RKD_PW" | sudo -S -p '' "$@"
-  else sudo -n "$@"; fi
-}}
+    return f"""{VERSION_FUNCTION}{ROOT_MODE_FUNCTION}rkd_root_part={shlex.quote(_ROOT_PART)}
+p uname "$(uname -m -r -n)"
 p id "$(id)"
 if [ -r /etc/os-release ]; then p os "$(. /etc/os-release; echo "$PRETTY_NAME")"; fi
-# Everything that needs root in one privileged call (sudo costs a process tree each time).
-drv=$(asroot sh -c 'for f in {" ".join(DRIVER_FILES)}; do [ -r "$f" ] && cat "$f" && exit 0; done
-  dmesg 2>/dev/null | grep -o "Initialized rknpu [0-9.]*" | tail -n 1' 2>/dev/null </dev/null)
-rc=$?
-if [ "$uid" = 0 ]; then p sudo root; elif [ $rc = 0 ]; then p sudo ok; else p sudo no; fi
-p npu_driver "$drv"
+rkd_root_mode
+p root_mode "$rkd_mode"
+# Everything that needs root in one privileged call (sudo costs a process tree each time), run the way
+# session.run_as_root runs root scripts: sh -c as root, else sudo -n. A password (sudo-password) is given to
+# `sudo -S -v` from a variable through a builtin, and the root call after it is a child of this same shell
+# (no $(...), no exec: sudo without a tty finds its cached credential by the parent process only).
+rkd_ran=no
+case "$rkd_mode" in
+  root) sh -c "$rkd_root_part" < /dev/null 2>/dev/null && rkd_ran=yes ;;
+  sudo) sudo -n sh -c "$rkd_root_part" < /dev/null 2>/dev/null && rkd_ran=yes ;;
+  sudo-password)
+    if [ -z "$RKD_PW" ]; then :
+    elif printf '%s\n' "$RKD_PW" | sudo -S -p '' -v > /dev/null 2>&1; then
+      if sudo -n sh -c "$rkd_root_part" < /dev/null 2>/dev/null; then rkd_ran=yes; p root_password ok
+      else p root_password uncached; fi
+    else p root_password refused; fi ;;
+esac
+RKD_PW=
+if [ "$rkd_mode" = root ]; then p sudo root; elif [ $rkd_ran = yes ]; then p sudo ok; else p sudo no; fi
 for n in /dev/rknpu /dev/dri/renderD*; do
   [ -e "$n" ] && p npu_node "$n|$(stat -c '%G|%a' "$n")"
 done
@@ -156,9 +175,14 @@ done
 def _models_section(model_dir: str) -> str:
     """Deployed models: each name's active version and every kept version's metadata (one JSON line)."""
     md = shlex.quote(model_dir)
-    return f"""md={md}
+    return f"""{ROOT_MODE_FUNCTION}md={md}
 if [ -d "$md" ]; then [ -w "$md" ] && p model_dir "$md|writable" || p model_dir "$md|present"; else p model_dir "$md|absent"; fi
 d="$md"; while [ ! -e "$d" ]; do d=${{d%/*}}; d=${{d:-/}}; done
+# Root only if the login user cannot make or write the model directory (first deploy to /opt/...): how
+# root is reached then (session.run_as_root makes the directory), at no cost for every later deploy.
+if [ ! -w "$md" ]; then
+  if [ ! -e "$md" ] && [ -w "$d" ]; then p model_dir_parent writable; else rkd_root_mode; p root_mode "$rkd_mode"; fi
+fi
 set -f; set -- $(df -Pk "$d" 2>/dev/null); set +f    # header (7 words), then the line: Available is word 11
 [ $# -ge 11 ] && p model_dir_free "${{11}}"
 # few processes from here (one readlink per model): on a slow board every started process counts
@@ -215,6 +239,10 @@ def parse_probe(output: str | bytes, *, link_lost: bool = False) -> BoardFacts:
             seen_end = True
         elif key in ("os", "model", "python", "python_tag", "pip", "sudo"):
             setattr(facts, key, value)
+        elif key == "root_mode":
+            facts.root_mode = value if value in ROOT_MODES else ""
+        elif key == "root_password":
+            facts.root_password = value if value in ("ok", "refused", "uncached") else ""
         elif key == "uname":                  # uname -m -r -n prints: nodename release machine
             parts = value.split()
             if len(parts) == 3:
@@ -250,6 +278,8 @@ def parse_probe(output: str | bytes, *, link_lost: bool = False) -> BoardFacts:
             setattr(facts, key, value == "yes")
         elif key == "model_dir":
             facts.model_dir_state = value.rpartition("|")[2]
+        elif key == "model_dir_parent":
+            facts.model_dir_parent_writable = value == "writable"
         elif key == "model_dir_free":
             facts.model_dir_free_kb = _number(value)
         elif key == "model_current":
@@ -268,6 +298,7 @@ def parse_probe(output: str | bytes, *, link_lost: bool = False) -> BoardFacts:
             path, _, kb = value.partition("|")
             if _number(kb) is not None:
                 facts.disk_free_kb[path] = _number(kb)
+    _derive_root(facts)
     if not seen_end:
         if link_lost:
             raise ProbeLinkLost("the link to the board was lost during the probe (the SSH connection ended "
@@ -275,6 +306,15 @@ def parse_probe(output: str | bytes, *, link_lost: bool = False) -> BoardFacts:
         raise ProbeError("the board's probe output ended early (the command finished without the probe's last "
                          "line: is the login shell a POSIX shell on Linux?)")
     return facts
+
+
+def _derive_root(facts: BoardFacts) -> None:
+    """root_mode and the older `sudo` fact from each other (outputs of older probes carry `sudo` only)."""
+    if not facts.root_mode and facts.sudo:
+        facts.root_mode = {"root": "root", "ok": "sudo", "no": "sudo-password"}.get(facts.sudo, "")
+    if facts.root_mode and facts.sudo not in ("root", "ok", "no"):
+        facts.sudo = ("root" if facts.root_mode == "root" else
+                      "ok" if facts.root_mode == "sudo" or facts.root_password == "ok" else "no")
 
 
 def _parse_id(text: str) -> tuple[str, list[str]]:

@@ -11,7 +11,6 @@ wheelhouse, then rknn_server restarted the way the board runs it.
 from __future__ import annotations
 
 import secrets
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from .gather import gather_facts
 from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
 from .lock import BoardLock
+from .remote import script
+from .session import root_advice
 from .policy import ERROR, SUPPORTED_ARCHES, Target, evaluate
 from .versions import same_release
 
@@ -88,9 +89,9 @@ def plan_provision(name: str, facts: BoardFacts, bundle: Bundle, persist: bool =
     if missing:
         plan.refused = missing
         return plan
-    if facts.sudo == "no":
-        plan.refused = ("installing needs root and sudo asks for a password: rerun with "
-                        "--prompt-for-sudo-password, or allow passwordless sudo")
+    advice = root_advice(facts.root_mode, facts.user, facts.root_password)
+    if advice:
+        plan.refused = f"installing needs root and {advice}"
         return plan
     changed_binary = False
     for f in files:
@@ -141,13 +142,21 @@ def _plan_lite2(plan: ProvisionPlan, facts: BoardFacts, bundle: Bundle) -> None:
 
 # -- applying ----------------------------------------------------------------------------------
 
+_UPLOAD = """umask 022
+mkdir -p "$folder"
+cat > "$tmp" || { rm -f "$tmp"; exit 1; }
+"""
+
+
+def upload_script(remote_tmp: str) -> str:
+    """As root, with the file on stdin: write it to `remote_tmp` (its folder made if missing)."""
+    return script(_UPLOAD, folder=remote_tmp.rsplit("/", 1)[0] or "/", tmp=remote_tmp)
+
+
 def _stream_as_root(session: BoardSession, local: Path, remote_tmp: str) -> None:
-    """Send a file through `sudo sh -c 'cat > tmp'` on one channel: root writes it, no staging dir."""
-    folder, tmp = shlex.quote(remote_tmp.rsplit("/", 1)[0]), shlex.quote(remote_tmp)
-    password = session.settings.sudo_password
-    result = session.send_file(
-        str(local), _sudo(session, f"sh -c {shlex.quote(f'umask 022; mkdir -p {folder}; cat > {tmp} || {{ rm -f {tmp}; exit 1; }}')}"),
-        preamble=(password + "\n").encode() if password is not None else b"")
+    """Send a file into a root `cat > tmp` on one channel: root writes it, no staging dir; the payload on the
+    channel is the file's bytes and nothing else (session.send_as_root)."""
+    result = session.send_as_root(str(local), upload_script(remote_tmp))
     if result.return_code != 0:
         if "No space left" in result.stderr:
             raise ProvisionError(f"no space left on the board for {remote_tmp.rsplit('/', 1)[0]}: the old files "
@@ -155,41 +164,32 @@ def _stream_as_root(session: BoardSession, local: Path, remote_tmp: str) -> None
         raise ProvisionError(f"upload to {remote_tmp} failed: {result.stderr.strip() or result.return_code}")
 
 
-def _sudo(session: BoardSession, command: str) -> str:
-    return f"sudo -S -p '' {command}" if session.settings.sudo_password is not None else f"sudo -n {command}"
-
-
-def _root_run(session: BoardSession, script: str):
-    stdin = (session.settings.sudo_password + "\n") if session.settings.sudo_password is not None else None
-    return session.run(_sudo(session, f"sh -c {shlex.quote(script)}"), stdin=stdin)
-
-
-def install_script(uploads: list[tuple[BundleFile, str]]) -> str:
-    """As root: verify every temporary file, keep what it replaces, then rename each into place."""
-    lines = ["set -e", f"b={BACKUP_DIR}", 'mkdir -p "$b"', "fail() { echo \"$1\" >&2; " +
-             " ".join(f"rm -f {shlex.quote(t)};" for _, t in uploads) + " exit 3; }"]
-    for f, tmp in uploads:
-        lines.append(f'[ "$(sha256sum < {shlex.quote(tmp)} | cut -d " " -f 1)" = {f.sha256} ] || '
-                     f'fail "checksum of {f.dest} wrong after upload"')
+def install_script(uploads: list[tuple[BundleFile, str]], backup_dir: str = BACKUP_DIR) -> str:
+    """As root: verify every temporary file, keep what it replaces, then rename each into place. The body is
+    fixed text and file numbers; every path, mode and checksum is a quoted parameter (tmp_N, dest_N, ...)."""
+    params: dict[str, str] = {"b": backup_dir}
+    tmps = " ".join(f'"$tmp_{i}"' for i in range(len(uploads)))
+    lines = ["set -e", 'mkdir -p "$b"', f'fail() {{ echo "$1" >&2; rm -f {tmps}; exit 3; }}']
+    for i, (f, tmp) in enumerate(uploads):
+        params |= {f"tmp_{i}": tmp, f"dest_{i}": f.dest, f"sha_{i}": f.sha256, f"mode_{i}": f.mode}
+        lines.append(f'[ "$(sha256sum < "$tmp_{i}" | cut -d " " -f 1)" = "$sha_{i}" ] || '
+                     f'fail "checksum of $dest_{i} wrong after upload"')
     lines.append(': > "$b/manifest.new"')
-    for f, tmp in uploads:
-        dest, saved = shlex.quote(f.dest), shlex.quote(f"{BACKUP_DIR}{f.dest}")
-        lines += [f"mkdir -p $(dirname {saved}) $(dirname {dest})",
-                  f"if [ -e {dest} ]; then cp -p {dest} {saved}.tmp && mv -f {saved}.tmp {saved}; "
-                  f"echo replaced {dest} >> \"$b/manifest.new\"; else echo added {dest} >> \"$b/manifest.new\"; fi",
-                  f"chmod {f.mode} {shlex.quote(tmp)}", f"mv -f {shlex.quote(tmp)} {dest}"]
-    for folder, base in sorted({tuple(f.dest.rsplit("/", 1)) for f, _ in uploads}):
+    for i in range(len(uploads)):
+        lines += [f'mkdir -p "$(dirname "$b$dest_{i}")" "$(dirname "$dest_{i}")"',
+                  f'if [ -e "$dest_{i}" ]; then cp -p "$dest_{i}" "$b$dest_{i}.tmp" && mv -f "$b$dest_{i}.tmp" "$b$dest_{i}"; '
+                  f'echo replaced "$dest_{i}" >> "$b/manifest.new"; else echo added "$dest_{i}" >> "$b/manifest.new"; fi',
+                  f'chmod "$mode_{i}" "$tmp_{i}"', f'mv -f "$tmp_{i}" "$dest_{i}"']
+    for k, (folder, base) in enumerate(sorted({tuple(f.dest.rsplit("/", 1)) for f, _ in uploads})):
         # leftovers of uploads that a dead link interrupted in an earlier run
-        lines.append(f"rm -f {shlex.quote(folder)}/.{shlex.quote(base)}.rkdeploy-*")
+        params |= {f"left_dir_{k}": folder, f"left_base_{k}": base}
+        lines.append(f'rm -f "$left_dir_{k}/.$left_base_{k}".rkdeploy-*')
     lines.append('mv -f "$b/manifest.new" "$b/manifest"')
-    return "\n".join(lines) + "\n"
+    return script("\n".join(lines) + "\n", **params)
 
 
-def rollback_script() -> str:
-    """As root: put back what the last provision replaced and remove what it added."""
-    return f"""set -e
-b={BACKUP_DIR}
-[ -f "$b/manifest" ] || {{ echo "nothing to roll back: no earlier provision kept files here" >&2; exit 4; }}
+_ROLLBACK = """set -e
+[ -f "$b/manifest" ] || { echo "nothing to roll back: no earlier provision kept files here" >&2; exit 4; }
 while read -r what path; do
   case "$what" in
     replaced) cp -p "$b$path" "$path.rkdeploy-tmp" && mv -f "$path.rkdeploy-tmp" "$path" ;;
@@ -200,24 +200,46 @@ mv -f "$b/manifest" "$b/manifest.rolled-back"
 """
 
 
+def rollback_script(backup_dir: str = BACKUP_DIR) -> str:
+    """As root: put back what the last provision replaced and remove what it added."""
+    return script(_ROLLBACK, b=backup_dir)
+
+
+_PERSIST = """set -e
+printf '%s' "$unit" > /etc/systemd/system/.rknn_server.service.tmp
+mv -f /etc/systemd/system/.rknn_server.service.tmp /etc/systemd/system/rknn_server.service
+systemctl daemon-reload
+killall start_rknn.sh > /dev/null 2>&1 || true
+systemctl enable rknn_server.service
+"""
+
+
 def persist_script() -> str:
     """As root: a systemd unit for rknn_server, taking over from a start_rknn.sh loop."""
-    return ("set -e\n"
-            f"printf '%s' {shlex.quote(UNIT)} > /etc/systemd/system/.rknn_server.service.tmp\n"
-            "mv -f /etc/systemd/system/.rknn_server.service.tmp /etc/systemd/system/rknn_server.service\n"
-            "systemctl daemon-reload\n"
-            "killall start_rknn.sh > /dev/null 2>&1 || true\n"
-            "systemctl enable rknn_server.service\n")
+    return script(_PERSIST, unit=UNIT)
+
+
+_SERVER_START_RKNN = """if [ -x /usr/bin/restart_rknn.sh ]; then setsid /usr/bin/restart_rknn.sh > /dev/null 2>&1 < /dev/null
+else killall rknn_server > /dev/null 2>&1; setsid /usr/bin/start_rknn.sh > /dev/null 2>&1 < /dev/null & fi
+for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -x rknn_server > /dev/null && exit 0; sleep 1; done
+echo 'rknn_server did not start' >&2; exit 6
+"""
+_SERVER_STOP = {
+    "systemd": "systemctl stop rknn_server.service\n",
+    "start_rknn.sh": "killall start_rknn.sh > /dev/null 2>&1; killall rknn_server > /dev/null 2>&1\n"
+                     "for i in 1 2 3 4 5; do pgrep -x rknn_server > /dev/null || exit 0; sleep 1; done; exit 6\n",
+}
 
 
 def server_script(manager: str) -> str:
     """Restart rknn_server the board's way, detached from this SSH session."""
     if manager == "systemd":
-        return "systemctl restart rknn_server.service"
-    return ("if [ -x /usr/bin/restart_rknn.sh ]; then setsid /usr/bin/restart_rknn.sh > /dev/null 2>&1 < /dev/null; "
-            "else killall rknn_server > /dev/null 2>&1; setsid /usr/bin/start_rknn.sh > /dev/null 2>&1 < /dev/null & fi\n"
-            "for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -x rknn_server > /dev/null && exit 0; sleep 1; done\n"
-            "echo 'rknn_server did not start' >&2; exit 6\n")
+        return script("systemctl restart rknn_server.service\n")
+    return script(_SERVER_START_RKNN)
+
+
+def server_stop_script(manager: str) -> str:
+    return script(_SERVER_STOP["systemd" if manager == "systemd" else "start_rknn.sh"])
 
 
 def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts: BoardFacts) -> None:
@@ -229,7 +251,7 @@ def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts
             uploads.append((step.file, tmp))
     if uploads:
         BoardLock.of(session).ensure_held()        # LockLost (nothing renamed) if the lock may have passed on
-        result = _root_run(session, install_script(uploads))
+        result = session.run_as_root(install_script(uploads))
         if result.return_code != 0:
             raise ProvisionError(result.stderr.strip() or "installing the files failed")
     wheel_steps = [s for s in plan.steps if s.kind in ("pip", "lite2")]
@@ -237,35 +259,45 @@ def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts
         _install_wheels(session, wheel_steps, bundle, facts)
     for step in plan.steps:
         if step.kind == "persist":
-            result = _root_run(session, persist_script())
+            result = session.run_as_root(persist_script())
             if result.return_code != 0:
                 raise ProvisionError(f"installing rknn_server.service failed: {result.stderr.strip()}")
     for step in plan.steps:
         if step.kind == "server":
             manager = "systemd" if "systemd" in step.what else "start_rknn.sh"
-            result = _root_run(session, server_script(manager))
+            result = session.run_as_root(server_script(manager))
             if result.return_code != 0:
                 raise ProvisionError(f"rknn_server: {result.stderr.strip()}")
+
+
+# pip for one target from the uploaded wheels, offline. Debian 12+ marks its Python externally managed
+# (PEP 668); rkdeploy owns what it installs there, so the system Python gets --break-system-packages.
+_PIP = """extra=
+if [ "$system" = yes ] && "$python" -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")) else 1)'; then
+  extra=--break-system-packages
+fi
+"$python" -m pip install --no-index --find-links "$wheels" --disable-pip-version-check -q $extra --upgrade "$target"
+"""
+
+
+def pip_script(python: str, wheels: str, target: str, system: bool) -> str:
+    return script(_PIP, python=python, wheels=wheels, target=target, system="yes" if system else "no")
 
 
 def _install_wheels(session: BoardSession, steps: list[Step], bundle: Bundle, facts: BoardFacts) -> None:
     tag = facts.python_tag
     remote = f"/tmp/rkdeploy-wheels-{secrets.token_hex(4)}"
-    session.run(f"mkdir -m 700 {remote}")
+    session.run(script('mkdir -m 700 "$d"\n', d=remote))
     try:
         for step in steps:
             for wheel in step.wheels:
                 session.upload(str(bundle.wheelhouse / tag / wheel), f"{remote}/{wheel}")
-        python = shlex.quote(session.board.python)
         system = session.board.python == "python3" or session.board.python.startswith("/usr/bin/")
-        # Debian 12+ marks its Python externally managed (PEP 668); rkdeploy owns what it installs there.
-        extra = "$(python3 -c 'import sysconfig,os;print(\"--break-system-packages\" if os.path.exists(" \
-                "os.path.join(sysconfig.get_paths()[\"stdlib\"],\"EXTERNALLY-MANAGED\")) else \"\")')" if system else ""
-        pip = f"{python} -m pip install --no-index --find-links {remote} --disable-pip-version-check -q {extra}"
         for step in steps:
             target = "pip" if step.kind == "pip" else f"rknn-toolkit-lite2=={bundle.version}"
-            command = f"{pip} --upgrade {target}"
-            result = _root_run(session, command) if system else session.run(command)
+            body = pip_script(session.board.python, remote, target, system)
+            result = session.run_as_root(body) if system else session.run(body)
             if result.return_code != 0:
                 err = result.stderr.strip().splitlines()
                 message = next((line for line in err if "not a supported wheel" in line or "Python.h" in line),
@@ -273,7 +305,7 @@ def _install_wheels(session: BoardSession, steps: list[Step], bundle: Bundle, fa
                 fix = " (sudo apt-get install python3-dev gcc)" if "Python.h" in message else ""
                 raise ProvisionError(f"installing {target} failed: {message}{fix}")
     finally:
-        session.run(f"rm -rf {remote}")
+        session.run(script('rm -rf "$d"\n', d=remote))
 
 
 def provision_job(bundle: Bundle, *, check_only: bool, lock_wait: float, persist: bool = False):
@@ -281,7 +313,7 @@ def provision_job(bundle: Bundle, *, check_only: bool, lock_wait: float, persist
 
     def job(session: BoardSession) -> BoardResult:
         name = session.board.name
-        facts = gather_facts(session)
+        facts = gather_facts(session)       # also tells the session how to become root (session.root_mode)
         plan = plan_provision(name, facts, bundle, persist)
         if plan.refused:
             return BoardResult(name, FAILED, data=plan, error=f"refused: {plan.refused}")
@@ -305,13 +337,13 @@ def provision_job(bundle: Bundle, *, check_only: bool, lock_wait: float, persist
 def rollback_job(*, lock_wait: float):
     def job(session: BoardSession) -> BoardResult:
         with BoardLock(session, lock_wait):
-            result = _root_run(session, rollback_script())
+            result = session.run_as_root(rollback_script())
             if result.return_code != 0:
                 return BoardResult(session.board.name, FAILED, error=result.stderr.strip())
             facts = gather_facts(session)
             manager = "systemd" if facts.server_unit else "start_rknn.sh"
             if facts.server:
-                restart = _root_run(session, server_script(manager))
+                restart = session.run_as_root(server_script(manager))
                 if restart.return_code != 0:
                     raise ProvisionError(f"rknn_server: {restart.stderr.strip()}")
             facts = gather_facts(session)
@@ -337,13 +369,8 @@ def server_job(action: str, *, lock_wait: float):
         if action == "stop" and not facts.server_running:
             return BoardResult(session.board.name, OK, data=state)
         with BoardLock(session, lock_wait):
-            if action == "stop":
-                script = ("systemctl stop rknn_server.service" if manager == "systemd" else
-                          "killall start_rknn.sh > /dev/null 2>&1; killall rknn_server > /dev/null 2>&1; "
-                          "for i in 1 2 3 4 5; do pgrep -x rknn_server > /dev/null || exit 0; sleep 1; done; exit 6")
-            else:
-                script = server_script(manager)
-            result = _root_run(session, script)
+            body = server_stop_script(manager) if action == "stop" else server_script(manager)
+            result = session.run_as_root(body)
             if result.return_code != 0:
                 raise ProvisionError(f"rknn_server {action} failed: {result.stderr.strip()}")
             after = gather_facts(session)

@@ -1,4 +1,5 @@
 """Provision and deploy plans from facts and a bundle or model: what would change, without SSH."""
+import pytest
 
 from rkdeploy.bundle import Bundle, BundleFile
 from rkdeploy.deploy import plan_deploy, validate
@@ -67,8 +68,30 @@ def test_boards_the_bundle_cannot_serve_are_refused_with_the_reason():
     board.arch = "x86_64"
     assert "aarch64 and armhf only" in plan_provision("pc", board, bundle()).refused
     board = facts()
-    board.sudo = "no"
+    board.sudo, board.root_mode = "no", "sudo-password"
     assert "--prompt-for-sudo-password" in plan_provision("b", board, bundle()).refused
+
+
+@pytest.mark.parametrize("mode, password, says, never", [
+    ("root", "", None, None),
+    ("sudo", "", None, None),
+    ("sudo-password", "ok", None, None),
+    ("sudo-password", "", "--prompt-for-sudo-password", None),
+    ("sudo-password", "refused", "sudo refused the password", None),
+    ("sudo-password", "uncached", "timestamp_timeout=0", None),
+    ("no-sudo-rights", "", "usermod -aG sudo rock", "--prompt-for-sudo-password"),
+    ("no-sudo", "", "install sudo", "--prompt-for-sudo-password"),
+])
+def test_provision_is_refused_per_root_mode_with_the_advice_that_fits(mode, password, says, never):
+    board = facts()
+    board.user, board.root_mode, board.root_password = "rock", mode, password
+    refused = plan_provision("b", board, bundle()).refused
+    if says is None:
+        assert refused == ""
+    else:
+        assert refused.startswith("installing needs root and ") and says in refused
+        assert never is None or never not in refused
+        assert mode not in ("no-sudo-rights", "no-sudo") or "log in as root" in refused
 
 
 def test_the_install_script_verifies_every_file_before_renaming_any():
@@ -76,8 +99,36 @@ def test_the_install_script_verifies_every_file_before_renaming_any():
     script = install_script([(b.files[0], "/usr/lib/.librknnrt.so.rkdeploy-1"), (b.files[1], "/usr/bin/.rknn_server.rkdeploy-2")])
     lines = script.splitlines()
     checks = [i for i, line in enumerate(lines) if "sha256sum" in line]
-    renames = [i for i, line in enumerate(lines) if line.startswith("mv -f /usr/")]
+    renames = [i for i, line in enumerate(lines) if line.startswith('mv -f "$tmp_')]
     assert len(checks) == 2 and len(renames) == 2 and max(checks) < min(renames)
+
+
+def test_the_install_script_takes_every_manifest_value_as_a_parameter_and_works(tmp_path):
+    """Run for real with /bin/sh in a scratch tree: paths with spaces and quotes stay data."""
+    import dataclasses
+    import hashlib
+    import subprocess
+
+    root = tmp_path / "it's a root"
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "usr/lib/old.so").write_bytes(b"old")
+    files, uploads = [], []
+    for name, data in (("old.so", b"new runtime"), ("$(touch pwned).so", b"second")):
+        tmp = root / "usr/lib" / f".{name}.rkdeploy-1"
+        tmp.write_bytes(data)
+        f = dataclasses.replace(bundle().files[0], dest=str(root / "usr/lib" / name),
+                                sha256=hashlib.sha256(data).hexdigest(), mode="0640")
+        uploads.append((f, str(tmp)))
+    script = install_script(uploads, backup_dir=str(tmp_path / "backup"))
+    assert "pwned" not in script[script.index("set -e\n"):]       # the body: fixed text, values only as "$var"
+    done = subprocess.run(["/bin/sh", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (root / "usr/lib/old.so").read_bytes() == b"new runtime"
+    assert (root / "usr/lib/$(touch pwned).so").read_bytes() == b"second"
+    assert not (tmp_path / "pwned").exists() and oct((root / "usr/lib/old.so").stat().st_mode)[-3:] == "640"
+    manifest = (tmp_path / "backup/manifest").read_text()
+    assert f"replaced {root}/usr/lib/old.so" in manifest and "added" in manifest
+    assert (tmp_path / "backup" / str(root / "usr/lib/old.so").lstrip("/")).read_bytes() == b"old"
 
 
 def test_deploy_validation_names_platform_toolkit_and_space_problems(tmp_path):
