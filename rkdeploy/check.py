@@ -7,8 +7,8 @@ from .facts import BoardFacts
 from .fleet import OK, BoardResult, BoardSession, FleetRun
 from .policy import Finding, Target, evaluate, status_of
 from .gather import gather_facts
-
-EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_UNREACHABLE, EXIT_FAILED = 0, 1, 2, 4, 8
+from . import report
+from .report import EXIT_FAILED, EXIT_MISMATCH, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -33,13 +33,9 @@ def board_status(result: BoardResult) -> str:
 
 
 def exit_code(run: FleetRun) -> int:
-    """Bit flags, so a script can tell mismatches, unreachable boards and failures apart."""
-    code = 0
-    for r in run.results:
-        status = board_status(r)
-        code |= {"mismatch": EXIT_MISMATCH, "unreachable": EXIT_UNREACHABLE,
-                 "failed": EXIT_FAILED, "skipped": EXIT_FAILED}.get(status, 0)
-    return code
+    """Bit flags, so a script can tell mismatches, unreachable boards and failures apart (report.exit_code,
+    with a probed board's status refined to ok / mismatch)."""
+    return report.exit_code(run, board_status)
 
 
 def to_json(run: FleetRun, target: Target, toolkit: dict) -> dict:
@@ -52,8 +48,9 @@ def to_json(run: FleetRun, target: Target, toolkit: dict) -> dict:
             entry["findings"] = [f.to_dict() for f in r.data.findings]
         boards.append(entry)
     statuses = [b["status"] for b in boards]
-    return {"target": {"sdk": str(target.sdk) if target.sdk else None,
-                       "toolkit": str(target.toolkit) if target.toolkit else None},
-            "toolkit": toolkit, "boards": boards,
-            "summary": {s: statuses.count(s) for s in ("ok", "mismatch", "unreachable", "failed", "skipped")},
-            "exit_code": exit_code(run)}
+    return report.envelope("check", {
+        "target": {"sdk": str(target.sdk) if target.sdk else None,
+                   "toolkit": str(target.toolkit) if target.toolkit else None},
+        "toolkit": toolkit, "boards": boards,
+        "summary": {s: statuses.count(s) for s in ("ok", "mismatch", "unreachable", "failed", "skipped")}},
+        run, status_of=board_status)

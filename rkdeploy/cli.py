@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from invoke import Collection, Program
 
-from . import __version__
+from . import __version__, report
 from .settings import DEFAULTS
 from .tasks import check, models, perf, provision
 
@@ -33,8 +34,11 @@ def main() -> None:
         code = 0
     except SystemExit as e:
         code = e.code
+    except Exception:  # noqa: BLE001 - a bug: its traceback may quote a board's text, so it is cleaned too
+        print(report.clean(traceback.format_exc(), multiline=True), file=sys.stderr, end="")
+        code = 1
     if isinstance(code, str):
-        print(code, file=sys.stderr)
+        print(report.clean(code, multiline=True), file=sys.stderr)
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

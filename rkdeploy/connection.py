@@ -7,6 +7,8 @@ a link drop a paramiko transfer otherwise blocks forever (LAB-NOTES.md).
 """
 from __future__ import annotations
 
+import logging
+import os
 import random
 import shlex
 import socket
@@ -20,6 +22,32 @@ from fabric import Config, Connection
 from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
 
 from .inventory import Board
+
+
+def quiet_paramiko(debug_file: str | None = None) -> logging.Logger:
+    """paramiko logs (with tracebacks) from its transport threads: with no handler of its own, Python's
+    last-resort handler printed every WARNING+ record, traceback and the server's raw banner text included,
+    on the operator's terminal. Its logger gets a NullHandler and does not propagate; what matters reaches
+    the report as the exception rkdeploy raises. `RKDEPLOY_DEBUG=FILE` (or `debug_file`) appends paramiko's
+    DEBUG records, tracebacks included, to FILE instead. Idempotent."""
+    log = logging.getLogger("paramiko")
+    log.propagate = False
+    if not any(getattr(h, "_rkdeploy", False) for h in log.handlers):
+        handler: logging.Handler = logging.NullHandler()
+        target = debug_file if debug_file is not None else os.environ.get("RKDEPLOY_DEBUG")
+        if target:
+            try:
+                handler = logging.FileHandler(os.path.expanduser(target), encoding="utf-8", errors="backslashreplace")
+                handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+                log.setLevel(logging.DEBUG)
+            except OSError:
+                handler = logging.NullHandler()
+        handler._rkdeploy = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    return log
+
+
+quiet_paramiko()
 
 
 class Unreachable(ConnectionError):

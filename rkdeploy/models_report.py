@@ -1,118 +1,194 @@
-"""How models look: `models.inspect`, `deploy`'s per-board outcome and `models.list`."""
-from __future__ import annotations
+"""How models look: `models.inspect`, `deploy`'s per-board outcome, `models.list`, rollback and remove.
 
-import re
+Model metadata (from a .rknn file or a board's versions/*.json) is untrusted: every value is shown through
+`report.cell` and formatted by helpers that accept any type (`"size": "12"` shows as `12`, never raises)."""
+from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import report
 from .fleet import FleetRun
+from .report import cell
 from .rknn_model import RknnModel, TensorInfo
 from .socs import socs_for
 
-STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "magenta", "skipped": "dim"}
+STATUS_STYLE = report.STATUS_STYLE
 
 
-def _mb(n: int) -> str:
+def _mb(n) -> str:
+    """A size in bytes as MB/kB; a value that is not a number (a board's metadata says "12") as it is."""
+    if isinstance(n, bool) or not isinstance(n, (int, float)):
+        return report.clean(n)
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def safe_text(value, style: str = "") -> Text:
-    """Text from a model (untrusted): control characters (ESC, BEL, C0/C1) shown as '?', never as markup."""
-    return Text(_CONTROL.sub("?", str(value)), style=style)
+    """Text from a model (untrusted): cleaned by `report.clean`, never markup."""
+    return cell(value, style)
+
+
+def _join(values, sep: str = ", ") -> str:
+    """A list from metadata joined; a string stays one value (never split into letters), anything else str()."""
+    if isinstance(values, (list, tuple)):
+        return sep.join(report.clean(v) for v in values)
+    return report.clean(values)
+
+
+def _num(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else report.clean(value)
 
 
 def _quant(t: TensorInfo) -> str:
     if not t.quant_type:
         return "none"
-    parts = [t.quant_type + (f" per-{t.quant_method}" if t.quant_method else "")]
+    parts = [f"{t.quant_type}" + (f" per-{t.quant_method}" if t.quant_method else "")]
     if t.zero_point:
-        parts.append("zp " + ",".join(str(z) for z in t.zero_point[:4]) + ("…" if len(t.zero_point) > 4 else ""))
+        parts.append("zp " + _join(list(t.zero_point)[:4], ",") + ("…" if len(t.zero_point) > 4 else ""))
     if t.scale:
-        parts.append("scale " + ",".join(f"{s:.6g}" for s in t.scale[:4]) + ("…" if len(t.scale) > 4 else ""))
+        parts.append("scale " + ",".join(_num(s) for s in list(t.scale)[:4]) + ("…" if len(t.scale) > 4 else ""))
     return ", ".join(parts)
 
 
-def render_model(console: Console, model: RknnModel) -> None:
-    table = Table(show_header=False, title=safe_text(model.path), title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    compiler = model.compiler_version or "not recorded"
+def _model_rows(model: RknnModel) -> list[tuple[str, str]]:
+    compiler = report.clean(model.compiler_version) or "not recorded"
     if model.compiler_version and model.compiler_build:
-        compiler += f" ({model.compiler_build})"
-    rows = (("format version", model.format_version), ("target platform", ", ".join(model.target_platforms)),
-            ("runs on", ", ".join(socs_for(model.target_platforms)) or "unknown"),
-            ("built by toolkit", model.toolkit_version), ("compiler", compiler), ("name", model.name),
-            ("source framework", model.source_framework or "not recorded"),
-            ("inputs / outputs", f"{model.inputs} / {model.outputs}"),
-            ("custom ops", ", ".join(model.custom_ops) or "none"),
-            ("size", f"{model.size} bytes ({_mb(model.size)})"), ("sha256", model.sha256))
-    for key, value in rows:
-        table.add_row(key, safe_text(value))
+        compiler += f" ({report.clean(model.compiler_build)})"
+    platforms = model.target_platforms if isinstance(model.target_platforms, (list, tuple)) else ()
+    try:
+        runs_on = ", ".join(socs_for(tuple(platforms))) or "unknown"
+    except Exception:  # noqa: BLE001 - a platform name of an odd type: unknown, not a lost report
+        runs_on = "unknown"
+    size = model.size
+    size_text = f"{size} bytes ({_mb(size)})" if isinstance(size, int) and not isinstance(size, bool) else _mb(size)
+    rows = [("format version", model.format_version), ("target platform", _join(model.target_platforms)),
+            ("runs on", runs_on), ("built by toolkit", model.toolkit_version), ("compiler", compiler),
+            ("name", model.name), ("source framework", model.source_framework or "not recorded"),
+            ("inputs / outputs", f"{report.clean(model.inputs)} / {report.clean(model.outputs)}"),
+            ("custom ops", _join(model.custom_ops) or "none"), ("size", size_text), ("sha256", model.sha256)]
     if model.generated_by:
-        table.add_row("generated by", safe_text(model.generated_by, "yellow"))
-    console.print(table)
-    if not model.tensors:
-        return
-    tensors = Table(title="Tensors", title_justify="left")
-    for col in ("Direction", "#", "Name", "Shape", "Dtype", "Layout", "Quantization"):
-        tensors.add_column(col, overflow="fold")
-    for t in model.tensors:
-        tensors.add_row(t.direction, str(t.index), safe_text(t.name),
-                        "[" + ", ".join(str(d) for d in t.shape) + "]", safe_text(t.dtype),
-                        safe_text(t.layout or "—"), safe_text(_quant(t)))
-    console.print(tensors)
+        rows.append(("generated by", model.generated_by))
+    return [(key, report.clean(value, multiline=True)) for key, value in rows]
+
+
+def _shape(shape) -> str:
+    return "[" + _join(list(shape) if isinstance(shape, (list, tuple)) else [shape]) + "]"
+
+
+def render_model(console: Console, model: RknnModel) -> None:
+    def parts():
+        table = Table(show_header=False, title=cell(model.path, multiline=False), title_justify="left")
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for key, value in _model_rows(model):
+            table.add_row(key, cell(value, "yellow" if key == "generated by" else ""))
+        yield table
+        if not model.tensors:
+            return
+        tensors = Table(title="Tensors", title_justify="left")
+        for col in ("Direction", "#", "Name", "Shape", "Dtype", "Layout", "Quantization"):
+            tensors.add_column(col, overflow="fold")
+        for t in model.tensors:
+            tensors.add_row(cell(t.direction), cell(t.index), cell(t.name), cell(_shape(t.shape)), cell(t.dtype),
+                            cell(t.layout or "—"), cell(_quant(t)))
+        yield tensors
+
+    def fallback():
+        yield ("file", model.path)
+        yield from _model_rows(model)
+
+    report.draw(console, parts, fallback, "the model table")
+
+
+def _deploy_detail(r, check_only: bool) -> Text:
+    plan = r.data
+    if plan and plan.forced:
+        return cell("FORCED past: " + "; ".join(report.clean(p) for p in plan.problems), "bold red")
+    if plan and plan.action == "none":
+        return cell("already active")
+    if plan and plan.prune:
+        return cell(f"pruned {_join(plan.prune)}")
+    return cell(r.error)
 
 
 def render_deploy(console: Console, run: FleetRun, model: RknnModel, name: str, check_only: bool) -> None:
-    table = Table(title=f"{'Plan for' if check_only else 'Deployed'} {name} ({model.sha256[:12]}, {_mb(model.size)})",
-                  title_justify="left")
-    for col in ("Board", "Action", "Sent", "Status", "Detail"):
-        table.add_column(col, overflow="fold")
-    for r in run.results:
-        plan = r.data
-        action = plan.action if plan else "—"
-        detail = r.error
-        if plan and plan.forced:
-            detail = Text("FORCED past: " + "; ".join(plan.problems), style="bold red")
-        elif plan and plan.action == "none":
-            detail = "already active"
-        elif plan and plan.prune:
-            detail = f"pruned {', '.join(plan.prune)}"
-        status = "planned" if check_only and r.status == "changed" else r.status
-        table.add_row(r.board, action, _mb(r.bytes_sent) if r.bytes_sent else "0",
-                      Text(status, style=STATUS_STYLE.get(r.status, "")), detail or "")
-    console.print(table)
-    recap(console, run)
+    def parts():
+        title = f"{'Plan for' if check_only else 'Deployed'} {name} ({model.sha256[:12]}, {_mb(model.size)})"
+        table = Table(title=cell(title, multiline=False), title_justify="left")
+        for col in ("Board", "Action", "Sent", "Status", "Detail"):
+            table.add_column(col, overflow="fold")
+        for r in run.results:
+            status = "planned" if check_only and r.status == "changed" else r.status
+            table.add_row(cell(r.board), cell(r.data.action if r.data else "—"),
+                          _mb(r.bytes_sent) if r.bytes_sent else "0", report.status_cell(r.status, status),
+                          _deploy_detail(r, check_only))
+        yield table
+
+    report.fleet_report(console, run, parts, what="the deploy table")
+
+
+def render_forced(console: Console, run: FleetRun) -> None:
+    """The loud warning for every board deployed with --force (on stderr, after the report)."""
+    lines = [cell(f"WARNING: {r.board}: deployed with --force despite: "
+                  f"{'; '.join(report.clean(p) for p in r.data.problems)}", "bold red")
+             for r in run.results if r.data and getattr(r.data, "forced", False)]
+    if lines:
+        report.draw(console, lambda: lines, lambda: [(t.plain,) for t in lines], "the --force warning")
+
+
+def _active_meta(m) -> dict:
+    """A deployed model's active metadata; a board's odd versions/*.json (a sha256 that is a number) gives {}."""
+    try:
+        meta = m.active_meta
+    except Exception:  # noqa: BLE001
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def render_model_list(console: Console, run: FleetRun) -> None:
-    table = Table(title="Deployed models", title_justify="left")
-    for col in ("Board", "Model", "Active", "Size", "Toolkit", "Platform", "Deployed", "Kept"):
-        table.add_column(col, overflow="fold")
-    for r in run.results:
-        if r.status != "ok":
-            table.add_row(r.board, Text(r.status, style=STATUS_STYLE.get(r.status, "")), r.error, "", "", "", "", "")
-            continue
-        if not r.data:
-            table.add_row(r.board, Text("none", style="dim"), "", "", "", "", "", "")
-        for m in r.data:
-            meta = m.active_meta
-            table.add_row(r.board, m.name, m.active or "—", _mb(meta.get("size", 0)) if meta else "",
-                          meta.get("toolkit", ""), ", ".join(meta.get("platforms", [])),
-                          meta.get("deployed_at", ""), str(len(m.versions)))
-    console.print(table)
+    def parts():
+        table = Table(title="Deployed models", title_justify="left")
+        for col in ("Board", "Model", "Active", "Size", "Toolkit", "Platform", "Deployed", "Kept"):
+            table.add_column(col, overflow="fold")
+        for r in run.results:
+            if r.status != "ok":
+                table.add_row(cell(r.board), report.status_cell(r.status), cell(r.error), "", "", "", "", "")
+                continue
+            if not r.data:
+                table.add_row(cell(r.board), Text("none", style="dim"), "", "", "", "", "", "")
+            for m in r.data or ():
+                meta = _active_meta(m)
+                table.add_row(cell(r.board), cell(m.name), cell(m.active or "—"),
+                              cell(_mb(meta.get("size", 0)) if meta else ""), cell(meta.get("toolkit", "")),
+                              cell(_join(meta.get("platforms", []))), cell(meta.get("deployed_at", "")),
+                              cell(len(m.versions) if isinstance(m.versions, list) else "?"))
+        yield table
+
+    def fallback():
+        for r in run.results:
+            yield (r.board, r.status, r.error)
+            for m in (r.data or ()) if r.status == "ok" else ():
+                yield ("", getattr(m, "name", "?"), getattr(m, "active", "") or "—")
+
+    report.fleet_report(console, run, parts, fallback=fallback, what="the model list")
+
+
+def render_model_change(console: Console, run: FleetRun) -> None:
+    """models.rollback / models.remove: one line per board (its status, and its error or what was done)."""
+    def parts():
+        for r in run.results:
+            line = Text(f"{report.clean(r.board)}: ")
+            line.append_text(report.status_cell(r.status))
+            if r.error:
+                line.append_text(cell(f" ({r.error})"))
+            elif r.data:
+                line.append_text(cell(f" {r.data}"))
+            yield line
+
+    report.fleet_report(console, run, parts, what="the result lines")
 
 
 def recap(console: Console, run: FleetRun) -> None:
-    text = Text("Recap: ")
-    for status in ("ok", "changed", "failed", "unreachable", "skipped"):
-        n = run.count(status)
-        text.append(f"{status}={n}  ", style=STATUS_STYLE[status] if n else "dim")
-    console.print(text)
-    if run.retry_file:
-        console.print(f"Boards to retry: --host @{run.retry_file}")
+    """The recap and the retry-file line (`report.recap`)."""
+    report.recap(console, run)

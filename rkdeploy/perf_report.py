@@ -1,4 +1,7 @@
-"""How perf results look: board × model with time, FPS, memory and top operators; CSV; baselines."""
+"""How perf results look: board × model with time, FPS, memory and top operators; CSV; baselines.
+
+Board names, model names, errors and diagnoses carry the toolkit's and the board's text: the table shows them
+through `report.cell`, CSV through `report.clean`, and a table that cannot be drawn falls back to plain lines."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import report
 from .perf import PerfRun
+from .report import cell
 
 
 def _mib(n) -> str:
@@ -48,13 +53,22 @@ def regressions(current: list[dict], baseline_file: Path, threshold_pct: float) 
 
 def to_csv(table: list[dict]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(table[0].keys()) if table else ["board"])
+    fields = list(dict.fromkeys(k for row in table for k in row)) or ["board"]   # rows of boards without a run
+    writer = csv.DictWriter(buf, fieldnames=fields)                                # may have fewer keys
     writer.writeheader()
-    writer.writerows(table)
+    writer.writerows({k: report.clean(v, multiline=True) if isinstance(v, str) else v for k, v in row.items()}
+                     for row in table)
     return buf.getvalue()
 
 
 def render_perf(console: Console, table_rows: list[dict], regressed: dict[tuple, str] | None = None) -> None:
+    """The table (all or nothing: `report.draw`); if it cannot be drawn, one plain line per board and model."""
+    report.draw(console, lambda: [_perf_table(table_rows, regressed)],
+                lambda: [(r.get("board"), r.get("model"), "ok" if r.get("ok") else "failed", r.get("error"))
+                         for r in table_rows], "the perf table")
+
+
+def _perf_table(table_rows: list[dict], regressed: dict[tuple, str] | None = None) -> Table:
     regressed = regressed or {}
     table = Table(title="Connected-board performance", title_justify="left")
     for col in ("Board", "Model", "Time (ms)", "FPS", "Memory (MiB)", "Top operators", "Notes"):
@@ -62,11 +76,11 @@ def render_perf(console: Console, table_rows: list[dict], regressed: dict[tuple,
     for r in table_rows:
         note = Text()
         if (r["board"], r["model"]) in regressed:
-            note.append(f"REGRESSION {regressed[(r['board'], r['model'])]}", style="bold red")
+            note.append(report.clean(f"REGRESSION {regressed[(r['board'], r['model'])]}"), style="bold red")
         if r["error"]:
-            note.append(("\n" if note else "") + r["error"], style="red")
+            note.append(("\n" if note else "") + report.clean(r["error"], multiline=True), style="red")
         if r["diagnosis"]:
-            note.append(("\n" if note else "") + r["diagnosis"], style="yellow")
-        table.add_row(r["board"], r["model"], str(r["time_ms"] or "—"), str(r["fps"] or "—"),
-                      str(r["memory_total_mib"] or "—"), r["top_operators"] or "", note)
-    console.print(table)
+            note.append(("\n" if note else "") + report.clean(r["diagnosis"], multiline=True), style="yellow")
+        table.add_row(cell(r["board"]), cell(r["model"]), cell(r["time_ms"] or "—"), cell(r["fps"] or "—"),
+                      cell(r["memory_total_mib"] or "—"), cell(r["top_operators"] or ""), note)
+    return table

@@ -1,10 +1,7 @@
 """`inv check`."""
 from __future__ import annotations
 
-import json as jsonlib
-
-from invoke import Exit
-
+from .. import report
 from ..check import check_job, exit_code, to_json
 from ..check_report import render_check
 from ..policy import Target
@@ -34,13 +31,11 @@ def check(c, host=None, group=None, all=False, inventory=None, sdk=None, bundle=
     console = common.out(json)
     run = common.run(c, inv, boards, check_job(target), settings, "check", parallel, fail_percent)
     if json:
-        print(jsonlib.dumps(to_json(run, target, toolkit_info), indent=2, default=str))
+        report.print_json(to_json(run, target, toolkit_info), run)
     else:
         note = (f"rknn-toolkit2 {toolkit_info['version']} ({toolkit_info['python']})" if toolkit_info["version"]
                 else f"rknn-toolkit2 unknown: {toolkit_info['note']}")
         render_check(console, run, target, note)
-    code = exit_code(run)
-    if code:
-        raise Exit(code=code)
+    report.finish(exit_code(run))
 
 

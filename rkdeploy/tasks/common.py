@@ -11,6 +11,7 @@ import invoke
 from invoke import Exit
 from rich.console import Console
 
+from .. import report
 from ..bundle import BundleError, list_versions, load_bundle
 from ..check import EXIT_USAGE
 from ..fleet import run_fleet
@@ -41,7 +42,8 @@ task = functools.partial(invoke.task, auto_shortflags=False)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> Exit:
-    return Exit(f"rkdeploy: {message}", code=code)
+    """Leave with a message (cleaned: it often quotes a file's or the toolkit's text) and exit code 1."""
+    return Exit(f"rkdeploy: {report.clean(message, multiline=True)}", code=code)
 
 
 def selection(c, inventory, host, group, all):
@@ -76,11 +78,17 @@ def run(c, inv, boards, job, settings, label, parallel=None, fail_percent=None, 
     return run_fleet(boards, job, settings, label=label,
                      parallel=int(parallel or inv.settings.get("parallel") or c.config.rkdeploy.parallel),
                      fail_percent=float(fail_percent) if fail_percent is not None else None,
-                     console=Console(stderr=True), retry_dir=state_dir(c.config), transfer_bytes=transfer_bytes)
+                     console=report.console(stderr=True), retry_dir=state_dir(c.config), transfer_bytes=transfer_bytes)
 
 
 def out(json: bool) -> Console:
-    return Console(stderr=json, width=None if sys.stdout.isatty() else 140)
+    """The report's console (no markup, no highlighting: report.console); on stderr when stdout carries JSON."""
+    return report.console(stderr=json)
+
+
+def say(message, *, err: bool = True) -> None:
+    """One plain line that may quote untrusted text (a board's answer, a bundle's fields), cleaned."""
+    print(report.clean(message, multiline=True), file=sys.stderr if err else sys.stdout)
 
 
 def model_or_fail(path: str):

@@ -1,16 +1,10 @@
 """`inv deploy` and `inv models.*`."""
 from __future__ import annotations
 
-import json as jsonlib
-
-from invoke import Exit
-from rich.console import Console
-
-from .. import remote
+from .. import remote, report
 from ..deploy import DeployError, deploy_job, model_name
-from ..fleet import exit_code as fleet_exit_code
 from ..models import list_job, remove_job, rollback_job
-from ..models_report import recap, render_deploy, render_model, render_model_list
+from ..models_report import render_deploy, render_forced, render_model, render_model_change, render_model_list
 from . import common
 from .common import OPTION_HELP, SELECT_HELP, task
 
@@ -44,20 +38,15 @@ def deploy(c, model, host=None, group=None, all=False, inventory=None, name=None
     run = common.run(c, inv, boards, job, settings, "deploy", parallel, fail_percent,
                transfer_bytes=0 if check else rknn.size * len(boards))
     if json:
-        print(jsonlib.dumps({"model": rknn.__dict__ | {"metadata": None}, "name": final_name, "check": check,
-                             "boards": [{"board": r.board, "status": r.status, "error": r.error or None,
-                                         "bytes_sent": r.bytes_sent, "remote_commands": r.commands,
-                                         "seconds": round(r.seconds, 3),
-                                         "plan": r.data.to_dict() if r.data else None} for r in run.results],
-                             "exit_code": fleet_exit_code(run)}, indent=2, default=str))
+        report.print_json(report.envelope("deploy", {
+            "model": rknn.__dict__ | {"metadata": None}, "name": final_name, "check": check,
+            "boards": [{"board": r.board, "status": r.status, "error": r.error or None,
+                        "bytes_sent": r.bytes_sent, "remote_commands": r.commands, "seconds": round(r.seconds, 3),
+                        "plan": r.data.to_dict() if r.data else None} for r in run.results]}, run), run)
     else:
         render_deploy(common.out(json), run, rknn, final_name, check)
-    for r in run.results:
-        if r.data and r.data.forced:
-            Console(stderr=True).print(f"[bold red]WARNING: {r.board}: deployed with --force despite: "
-                                       f"{'; '.join(r.data.problems)}")
-    if fleet_exit_code(run):
-        raise Exit(code=fleet_exit_code(run))
+    render_forced(common.out(True), run)
+    report.finish(report.exit_code(run))
 
 
 @task(positional=["model"], help={"model": "the .rknn file", "json": SELECT_HELP["json"]})
@@ -66,7 +55,7 @@ def inspect(c, model, json=False):
     each input and output (name, shape, dtype, layout, quantization), custom ops, size, sha256."""
     rknn = common.model_or_fail(model)
     if json:
-        print(jsonlib.dumps(rknn.to_dict(), indent=2))
+        report.print_json(report.envelope("models.inspect", rknn.to_dict()))
     else:
         render_model(common.out(False), rknn)
 
@@ -82,14 +71,12 @@ def list_(c, host=None, group=None, all=False, inventory=None, model_dir=None, j
     inv, boards = common.selection(c, inventory, host, group, all)
     settings = common.settings(c, inv, accept_new_host_keys, False)
     run = common.run(c, inv, boards, list_job(model_dir), settings, "models", parallel)
-    if json:
-        print(jsonlib.dumps([{"board": r.board, "status": r.status, "error": r.error or None,
-                              "models": [m.__dict__ for m in r.data] if r.data else []} for r in run.results],
-                            indent=2, default=str))
+    if json:       # a JSON array, one entry per board, as before (scripts index it): no envelope keys
+        report.print_json([{"board": r.board, "status": r.status, "error": r.error or None,
+                            "models": [m.__dict__ for m in r.data] if r.data else []} for r in run.results], run)
     else:
         render_model_list(common.out(False), run)
-    if fleet_exit_code(run):
-        raise Exit(code=fleet_exit_code(run))
+    report.finish(report.exit_code(run))
 
 
 def _check_model_dir(model_dir):
@@ -113,17 +100,12 @@ def _change_job(make, name, model_dir, lock_wait):
 def _model_change(c, job, label, inventory, host, group, all, parallel, accept_new_host_keys, json):
     inv, boards = common.selection(c, inventory, host, group, all)
     run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), label, parallel)
-    if json:
-        print(jsonlib.dumps([{"board": r.board, "status": r.status, "error": r.error or None, "result": r.data}
-                             for r in run.results], indent=2, default=str))
+    if json:       # a JSON array, one entry per board, as before: no envelope keys
+        report.print_json([{"board": r.board, "status": r.status, "error": r.error or None, "result": r.data}
+                           for r in run.results], run)
     else:
-        console = common.out(False)
-        for r in run.results:
-            console.print(f"{r.board}: {r.status}" + (f" ({r.error})" if r.error else
-                                                        f" {r.data}" if r.data else ""))
-        recap(console, run)
-    if fleet_exit_code(run):
-        raise Exit(code=fleet_exit_code(run))
+        render_model_change(common.out(False), run)
+    report.finish(report.exit_code(run))
 
 
 @task(positional=["name"], help=CHANGE_HELP)

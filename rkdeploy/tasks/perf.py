@@ -5,10 +5,8 @@ import json as jsonlib
 import time
 from pathlib import Path
 
-from invoke import Exit
-
+from .. import report
 from ..diagnose import diagnose
-from ..fleet import exit_code as fleet_exit_code
 from ..perf import AdbServer, PerfError, PerfRun, isolation, perf_job
 from ..perf_parse import parse_memory, parse_perf
 from ..perf_report import regressions, render_perf, rows, to_csv
@@ -51,6 +49,8 @@ def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=F
     except ToolkitError as e:
         raise common.fail(str(e)) from None
     inv, boards = common.selection(c, inventory, host, group, all)
+    if baseline:
+        _check_baseline(baseline)
 
     raw_dir = state_dir(c.config) / "perf" / time.strftime("%Y%m%d-%H%M%S")
     server = AdbServer(adb)      # this run's own adb server (private port), killed at the end
@@ -67,26 +67,43 @@ def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=F
         server.close()
     runs = [p for r in run.results for p in (r.data or [])]
     table = rows(runs)
-    unreachable = [r for r in run.results if r.status == "unreachable"]
-    for r in unreachable:
+    lost = [r for r in run.results if r.status in ("unreachable", "failed", "skipped") and not r.data]
+    for r in lost:               # a board without a run of its own (unreachable, its job raised, not started)
         table.append({"board": r.board, "model": "—", "ok": False, "time_ms": None, "fps": None,
                       "memory_total_mib": None, "weight_mib": None, "top_operators": "", "error": r.error,
                       "diagnosis": None})
-    regressed = regressions(table, Path(baseline), float(threshold)) if baseline else {}
+    try:
+        regressed = regressions(table, Path(baseline), float(threshold)) if baseline else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:     # read fine before the run
+        common.say(f"rkdeploy: --baseline {baseline} not compared: {type(e).__name__}: {e}")
+        regressed = {}
+    code = report.exit_code(run, regressed=bool(regressed))
     if json:
-        print(jsonlib.dumps({"toolkit": tk.version, "raw_dir": str(raw_dir), "isolation": isolation(),
-                             "results": table,
-                             "runs": [p.to_dict() for p in runs],
-                             "regressions": [{"board": b, "model": m, "why": w} for (b, m), w in regressed.items()]},
-                            indent=2, default=str))
+        report.print_json(report.envelope("perf", {
+            "toolkit": tk.version, "raw_dir": str(raw_dir), "isolation": isolation(), "results": table,
+            "runs": [p.to_dict() for p in runs],
+            "regressions": [{"board": b, "model": m, "why": w} for (b, m), w in regressed.items()]},
+            run, code=code), run)
     elif csv:
         print(to_csv(table), end="")
+        report.recap(common.out(True), run)
     else:
-        render_perf(common.out(False), table, regressed)
-        print(f"raw outputs: {raw_dir}")
-    code = fleet_exit_code(run) | (16 if regressed else 0)
-    if code:
-        raise Exit(code=code)
+        console = common.out(False)
+        render_perf(console, table, regressed)
+        report.recap(console, run)
+        common.say(f"raw outputs: {raw_dir}", err=False)
+    report.finish(code)
+
+
+def _check_baseline(path: str) -> None:
+    """--baseline must be an earlier `inv perf --json` output: refused before any board is contacted (exit 1)."""
+    try:
+        results = jsonlib.loads(Path(path).read_text())["results"]
+        if not all(isinstance(r, dict) and "board" in r and "model" in r for r in results):
+            raise ValueError("a result without board and model")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise common.fail(f"--baseline {path}: not an earlier `inv perf --json` output "
+                          f"({type(e).__name__}: {e})") from None
 
 
 @task(name="parse", positional=["path"], help={"path": "a saved console log of eval_perf/eval_memory (either generation)",
@@ -103,7 +120,7 @@ def perf_parse_task(c, path, json=False):
     if not run.ok and not run.diagnoses:
         raise common.fail(f"{path}: no eval_perf or eval_memory output and no known failure in it")
     if json:
-        print(jsonlib.dumps(run.to_dict(), indent=2, default=str))
+        report.print_json(report.envelope("perf.parse", run.to_dict()))
     else:
         render_perf(common.out(False), rows([run]))
 

@@ -1,16 +1,12 @@
 """`inv bundle.*`, `inv provision`, `inv rollback` and `inv server.*`."""
 from __future__ import annotations
 
-import json as jsonlib
 import shlex
-import sys
 from pathlib import Path
 
-from invoke import Exit
-
+from .. import report
 from ..bundle import (BundleError, describe_parts, import_sdk, list_versions, load_bundle, parse_runtime_options,
                       verify)
-from ..fleet import exit_code as fleet_exit_code
 from ..gather import python_tag_job
 from ..provision import provision_job, rollback_job as provision_rollback_job, server_job
 from ..provision_report import render_provision
@@ -42,15 +38,15 @@ def bundle_import(c, path, python="cp311", lite2_from=None, runtime=None, pip_op
     else:
         tags = [t if t.startswith("cp") else "cp" + t.replace(".", "") for t in python.split(",") if t]
     try:
-        bundle = import_sdk(Path(path), common.bundles_dir(c), tags, log=lambda m: print(m, file=sys.stderr),
+        bundle = import_sdk(Path(path), common.bundles_dir(c), tags, log=common.say,
                             lite2_from=Path(lite2_from) if lite2_from else None, runtimes=runtimes,
                             pip_options=shlex.split(pip_options or ""))
     except BundleError as e:
         raise common.fail(str(e)) from None
     missing = [arch for arch, parts in bundle.parts().items() if "runtime" in parts["missing"]]
-    print(f"bundle {bundle.version} ({bundle.layout} layout): {len(bundle.files)} files, "
-          f"lite2 for {', '.join(bundle.wheels) or 'no Python'} → {bundle.root}"
-          + (f"; no runtime for {', '.join(missing)} (see above)" if missing else ""))
+    common.say(f"bundle {bundle.version} ({bundle.layout} layout): {len(bundle.files)} files, "
+               f"lite2 for {', '.join(bundle.wheels) or 'no Python'} → {bundle.root}"
+               + (f"; no runtime for {', '.join(missing)} (see above)" if missing else ""), err=False)
 
 
 def _fleet_python_tags(c, inventory, accept_new_host_keys) -> list[str]:
@@ -60,11 +56,13 @@ def _fleet_python_tags(c, inventory, accept_new_host_keys) -> list[str]:
     unread = [f"{r.board} ({r.status}: {r.error})" if r.error else f"{r.board} (no Python)"
               for r in run.results if not r.data]
     if unread:
-        print(f"rkdeploy: Python not read on {len(unread)} board(s): {'; '.join(unread)}. The bundle covers "
-              f"{', '.join(tags) or 'none'}; add others with --python", file=sys.stderr)
+        common.say(f"rkdeploy: Python not read on {len(unread)} board(s): {'; '.join(unread)}. The bundle covers "
+                   f"{', '.join(tags) or 'none'}; add others with --python")
+    if run.retry_file:
+        common.say(f"Boards to retry: --host @{run.retry_file}")
     if not tags:
         raise common.fail("no board's Python could be read: pass --python TAGS (e.g. 3.10,3.11)")
-    print(f"fleet Python: {', '.join(tags)}", file=sys.stderr)
+    common.say(f"fleet Python: {', '.join(tags)}")
     return tags
 
 
@@ -79,19 +77,19 @@ def bundle_list(c, json=False):
             out.append({"version": version, "error": str(e)})
             continue
         out.append({"version": version, "layout": b.layout, "arches": b.parts()})
+    code = report.EXIT_FAILED if any("error" in entry for entry in out) else 0
     if json:
-        print(jsonlib.dumps({"bundles": out}, indent=2))
+        report.print_json(report.envelope("bundle.list", {"bundles": out}, code=code))
     else:
         for entry in out:
             if "error" in entry:
-                print(f"{entry['version']:10} unreadable: {entry['error']}")
+                common.say(f"{entry['version']:10} unreadable: {entry['error']}", err=False)
                 continue
-            print(f"{entry['version']:10} {entry['layout']}")
+            common.say(f"{entry['version']:10} {entry['layout']}", err=False)
             for line in describe_parts(load_bundle(common.bundles_dir(c), entry["version"])):
                 arch, _, rest = line.partition(": ")
-                print(f"  {arch:13} {rest}")
-    if any("error" in entry for entry in out):
-        raise Exit(code=8)
+                common.say(f"  {arch:13} {rest}", err=False)
+    report.finish(code)
 
 
 @task(name="verify", help={"bundle": "the bundle's version (default: all)"})
@@ -105,12 +103,11 @@ def bundle_verify(c, bundle=None):
         except BundleError as e:
             problems = [str(e)]
         for p in problems:
-            print(f"{version}: {p}")
+            common.say(f"{version}: {p}", err=False)
         bad += len(problems)
         if not problems:
-            print(f"{version}: ok")
-    if bad:
-        raise Exit(code=8)
+            common.say(f"{version}: ok", err=False)
+    report.finish(report.EXIT_FAILED if bad else 0)
 
 
 PROVISION_HELP = {**SELECT_HELP, "bundle": "the SDK bundle to install (default: rkdeploy.bundle)",
@@ -132,20 +129,18 @@ def provision(c, host=None, group=None, all=False, inventory=None, bundle=None, 
     settings = common.settings(c, inv, accept_new_host_keys, prompt_for_sudo_password)
     run = common.run(c, inv, boards, provision_job(sdk, check_only=check, lock_wait=float(lock_wait), persist=persist), settings,
                "provision", parallel, fail_percent)
-    _report_provision(run, sdk.version, check, json)
+    _report_provision("provision", run, sdk.version, check, json)
 
 
-def _report_provision(run, version, check, json):
+def _report_provision(task_name, run, version, check, json):
     if json:
-        print(jsonlib.dumps({"bundle": version, "check": check, "boards": [
+        report.print_json(report.envelope(task_name, {"bundle": version, "check": check, "boards": [
             {"board": r.board, "status": r.status, "error": r.error or None, "bytes_sent": r.bytes_sent,
              "remote_commands": r.commands, "seconds": round(r.seconds, 3),
-             "plan": r.data.to_dict() if hasattr(r.data, "to_dict") else r.data} for r in run.results],
-            "exit_code": fleet_exit_code(run)}, indent=2, default=str))
+             "plan": r.data.to_dict() if hasattr(r.data, "to_dict") else r.data} for r in run.results]}, run), run)
     else:
         render_provision(common.out(False), run, version, check)
-    if fleet_exit_code(run):
-        raise Exit(code=fleet_exit_code(run))
+    report.finish(report.exit_code(run))
 
 
 SERVER_HELP = common.help_for("host", "group", "all", "inventory", "json", "accept-new-host-keys", "lock-wait")
@@ -158,7 +153,7 @@ def provision_rollback(c, host=None, group=None, all=False, inventory=None, lock
     inv, boards = common.selection(c, inventory, host, group, all)
     run = common.run(c, inv, boards, provision_rollback_job(lock_wait=float(lock_wait)),
                common.settings(c, inv, accept_new_host_keys, False), "rollback")
-    _report_provision(run, None, False, json)
+    _report_provision("rollback", run, None, False, json)
 
 
 def server_task(action):
@@ -167,7 +162,7 @@ def server_task(action):
         inv, boards = common.selection(c, inventory, host, group, all)
         run = common.run(c, inv, boards, server_job(action, lock_wait=float(lock_wait)),
                    common.settings(c, inv, accept_new_host_keys, False), f"server {action}")
-        _report_provision(run, None, False, json)
+        _report_provision(f"server.{action}", run, None, False, json)
     body.__doc__ = {"start": "Start rknn_server the board's way (systemd unit or start_rknn.sh).",
                     "stop": "Stop rknn_server (and its start_rknn.sh loop).",
                     "restart": "Restart rknn_server the board's way.",

@@ -54,3 +54,46 @@ def test_perf_without_a_toolkit_environment_says_how_to_get_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RKDEPLOY_TOOLKIT_PYTHON"}
     proc = cli("perf", "--all", "--model", str(model), env=env)
     assert proc.returncode == 1 and "inv perf.setup" in proc.stderr
+
+
+def test_a_hostile_ssh_banner_reaches_the_check_report_and_json_inert_and_the_run_exits_4(tmp_path):
+    import socket
+    import threading
+    import time
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.sendall(b"SSH-\x1b]0;pwned\x07\x1b]52;c;cm0K\x07\xc2\x9b2J-x\r\n")
+            time.sleep(0.5)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(f"settings:\n  known_hosts: {tmp_path / 'kh'}\n  connect_timeout: 3\n"
+                         f"boards:\n  evil:\n    host: 127.0.0.1\n    port: {srv.getsockname()[1]}\n    user: rock\n")
+    env = {k: v for k, v in os.environ.items() if k != "RKDEPLOY_TOOLKIT_PYTHON"} | {"HOME": str(tmp_path)}
+    try:
+        table = cli("check", "--all", "--inventory", str(inventory), env=env)
+        doc_proc = cli("check", "--all", "--json", "--inventory", str(inventory), env=env)
+    finally:
+        srv.close()
+    for proc in (table, doc_proc):
+        assert proc.returncode == 4, proc.stderr
+        for raw in ("\x1b", "\x07", "\x9b"):
+            assert raw not in proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr and "Exception (client)" not in proc.stderr
+    squashed = re.sub(r"[\s│]", "", table.stdout)          # the Reason column folds long text over lines
+    assert "Incompatibleversion(?]0;pwned??]52;c;cm0K??2Jinsteadof2.0)" in squashed, table.stdout
+    assert "Recap: ok=0  mismatch=0  unreachable=1" in table.stdout, table.stdout[-600:]
+    assert "Boards to retry: --host @" in table.stdout
+    doc = json.loads(doc_proc.stdout)
+    assert "\\u001b]0;pwned" in doc_proc.stdout and "\x1b]52;c;" in doc["boards"][0]["error"]
+    assert doc["task"] == "check" and doc["exit_code"] == 4 and doc["recap"]["unreachable"] == 1
+    assert doc["retry_file"].startswith(str(tmp_path)) and doc["summary"]["unreachable"] == 1
