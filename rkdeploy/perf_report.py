@@ -56,9 +56,16 @@ def to_csv(table: list[dict]) -> str:
     fields = list(dict.fromkeys(k for row in table for k in row)) or ["board"]   # rows of boards without a run
     writer = csv.DictWriter(buf, fieldnames=fields)                                # may have fewer keys
     writer.writeheader()
-    writer.writerows({k: report.clean(v, multiline=True) if isinstance(v, str) else v for k, v in row.items()}
-                     for row in table)
+    writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in table)
     return buf.getvalue()
+
+
+def _csv_cell(value):
+    """Board-derived text, cleaned; a cell a spreadsheet would take for a formula gets a leading quote."""
+    if not isinstance(value, str):
+        return value
+    value = report.clean(value, multiline=True)
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 def render_perf(console: Console, table_rows: list[dict], regressed: dict[tuple, str] | None = None) -> None:

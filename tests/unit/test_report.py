@@ -301,3 +301,11 @@ def test_any_hostile_status_or_board_name_never_raises(value):
     render_provision(con, run, value, True)
     assert_inert(buf.getvalue())
     assert "could not be drawn" not in buf.getvalue()
+
+
+def test_a_perf_csv_cell_that_a_spreadsheet_would_run_as_a_formula_is_quoted():
+    from rkdeploy.perf_report import to_csv
+
+    text = to_csv([{"board": "=HYPERLINK(\"http://x\")", "model": "m.rknn", "time_ms": 1.5, "error": "-1+1"}])
+    row = text.splitlines()[1]
+    assert row.startswith("\"'=HYPERLINK") and ",'-1+1" in row and ",1.5," in row
