@@ -71,9 +71,10 @@ def list_(c, host=None, group=None, all=False, inventory=None, model_dir=None, j
     inv, boards = common.selection(c, inventory, host, group, all)
     settings = common.settings(c, inv, accept_new_host_keys, False)
     run = common.run(c, inv, boards, list_job(model_dir), settings, "models", parallel)
-    if json:       # a JSON array, one entry per board, as before (scripts index it): no envelope keys
-        report.print_json([{"board": r.board, "status": r.status, "error": r.error or None,
-                            "models": [m.__dict__ for m in r.data] if r.data else []} for r in run.results], run)
+    if json:
+        report.print_json(report.envelope("models.list", {"boards": [
+            {"board": r.board, "status": r.status, "error": r.error or None,
+             "models": [m.__dict__ for m in r.data] if r.data else []} for r in run.results]}, run), run)
     else:
         render_model_list(common.out(False), run)
     report.finish(report.exit_code(run))
@@ -100,9 +101,10 @@ def _change_job(make, name, model_dir, lock_wait):
 def _model_change(c, job, label, inventory, host, group, all, parallel, accept_new_host_keys, json):
     inv, boards = common.selection(c, inventory, host, group, all)
     run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), label, parallel)
-    if json:       # a JSON array, one entry per board, as before: no envelope keys
-        report.print_json([{"board": r.board, "status": r.status, "error": r.error or None, "result": r.data}
-                           for r in run.results], run)
+    if json:
+        report.print_json(report.envelope(f"models.{label}", {"boards": [
+            {"board": r.board, "status": r.status, "error": r.error or None, "result": r.data}
+            for r in run.results]}, run), run)
     else:
         render_model_change(common.out(False), run)
     report.finish(report.exit_code(run))

@@ -73,7 +73,8 @@ def test_redeploying_sends_nothing_a_new_version_keeps_the_old_and_rollback_rest
     newer, doc = deploy(lab, TK134, "--host", b.name, "--name", "versions")
     assert doc["boards"][0]["status"] == "changed" and current_sha(lab, b, "versions") == sha(TK134)
     listing = json.loads(rkdeploy("models.list", "--host", b.name, "--json", "--inventory", str(lab.inventory)).stdout)
-    model = next(m for m in listing[0]["models"] if m["name"] == "versions")
+    assert listing["task"] == "models.list" and listing["exit_code"] == 0
+    model = next(m for m in listing["boards"][0]["models"] if m["name"] == "versions")
     assert [v["sha256"] for v in model["versions"]] == [sha(TK231), sha(TK134)]
     rolled = rkdeploy("models.rollback", "versions", "--host", b.name, "--inventory", str(lab.inventory))
     assert rolled.returncode == 0 and current_sha(lab, b, "versions") == sha(TK231)
