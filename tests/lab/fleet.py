@@ -205,6 +205,8 @@ class Lab:
             boards[b.name] = {"host": b.ip, "soc": profile.get("soc"), "adb": f"{b.ip}:5555",
                               "groups": ["lab", profile.get("soc", "unknown")],
                               "vars": {"lab_profile": b.profile}}
+            if profile.get("login_user", "rock") != "rock":
+                boards[b.name]["user"] = profile["login_user"]
         doc = {
             "settings": {"known_hosts": str(self.known_hosts), "connect_timeout": 30},
             "defaults": {"user": "rock", "port": 22, "key": str(self.key)},
@@ -307,6 +309,10 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
     _install_profile_sdk(seed, profile)
     if profile.get("sudo_password"):
         _require_sudo_password(seed, lower, str(profile["sudo_password"]))
+    if profile.get("sudo_rights") is False:
+        _without_sudo_rights(seed, lower)
+    if profile.get("login_user", "rock") == "root":
+        _allow_root_login(seed, client_pub)
     lab_etc = seed / "etc/rkdeploy-lab"
     lab_etc.mkdir(parents=True)
     (lab_etc / "profile").write_text(profile["name"] + "\n")
@@ -438,6 +444,37 @@ mount --bind $B/local-lib /usr/local/lib
 mkdir -p /run/lock && chmod 1777 /run/lock
 exec /usr/sbin/sshd -D -e -f $B/sshd_config
 """)
+
+
+def _without_sudo_rights(seed: Path, lower: Path) -> None:
+    """Profile `sudo_rights: false`: rock is in no sudoers rule (not in group sudo, no sudoers.d/rock)."""
+    (seed / "etc/sudoers.d").mkdir(parents=True, exist_ok=True)
+    (seed / "etc/sudoers.d/rock").write_text("# rock may not use sudo on this board (lab profile)\n")
+    (seed / "etc/sudoers.d/rock").chmod(0o440)
+    lines = []
+    for line in (lower / "etc/group").read_text().splitlines():
+        name, pw, gid, members = (line.split(":") + [""])[:4]
+        if name == "sudo":
+            line = ":".join([name, pw, gid, ",".join(m for m in members.split(",") if m and m != "rock")])
+        lines.append(line)
+    (seed / "etc/group").write_text("\n".join(lines) + "\n")
+
+
+def _allow_root_login(seed: Path, client_pub: Path) -> None:
+    """Profile `login_user: root`: root logs in with the lab's key (the rootfs says PermitRootLogin no; this
+    board's own sshd_config.d/lab.conf, in its overlay, says prohibit-password: keys only)."""
+    ssh_dir = seed / "root/.ssh"
+    ssh_dir.mkdir(parents=True)
+    (seed / "root").chmod(0o700)
+    ssh_dir.chmod(0o700)
+    shutil.copy(client_pub, ssh_dir / "authorized_keys")
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    conf = seed / "etc/ssh/sshd_config.d"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "lab.conf").write_text(
+        "# rkdeploy lab board (profile login_user: root): key-only logins, root by key too.\n"
+        "HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\nUsePAM no\nUseDNS no\nMaxStartups 100:30:200\n")
 
 
 def _require_sudo_password(seed: Path, lower: Path, password: str) -> None:
