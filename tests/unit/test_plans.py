@@ -171,3 +171,28 @@ def test_persist_installs_a_unit_where_systemd_runs_and_says_why_not_elsewhere()
     plan = plan_provision("b", board, bundle(), persist=True)
     assert not any(s.kind == "persist" for s in plan.steps)
     assert any("does not run systemd" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize("mode, password, refused_with", [
+    ("root", None, None), ("sudo", None, None), ("sudo-password", "pw", None),
+    ("sudo-password", None, "--prompt-for-sudo-password"), ("no-sudo-rights", None, "usermod -aG sudo"),
+    ("no-sudo", None, "install sudo"),
+])
+def test_a_first_deploy_to_a_root_owned_model_dir_is_planned_per_root_mode(tmp_path, mode, password, refused_with):
+    from rkdeploy.connection import SshSettings
+    from rkdeploy.deploy import _root_check
+    from rkdeploy.inventory import Board
+    from rkdeploy.session import BoardSession
+
+    model = rk3588_model(tmp_path)
+    board = facts()
+    board.model_dir_state, board.root_mode = "absent", mode
+    session = BoardSession(Board(name="b", host="192.0.2.1"), SshSettings(sudo_password=password))
+    plan = _root_check(session, board, "/opt/m", plan_deploy(model, "det", board, "b", keep=3, force=False))
+    assert plan.prepare_root and session.root_mode == mode
+    if refused_with is None:
+        assert plan.action == "upload"
+    else:
+        assert plan.action == "refused" and refused_with in plan.problems[-1] and "--model-dir" in plan.problems[-1]
+    board.model_dir_parent_writable = True          # the login user can make it: no root at all
+    assert not plan_deploy(model, "det", board, "b", keep=3, force=False).prepare_root
