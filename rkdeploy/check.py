@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .facts import BoardFacts
-from .fleet import OK, BoardResult, BoardSession, FleetRun
+from .fleet import OK, BoardResult, FleetRun
+from .session import BoardSession
 from .policy import Finding, Target, evaluate, status_of
 from .gather import gather_facts
 from . import report
-from .report import EXIT_FAILED, EXIT_MISMATCH, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE  # noqa: F401 (re-exported)
 
 
 @dataclass

@@ -22,9 +22,7 @@ from rich.text import Text
 
 from .connection import HostKeyRefused, LinkLost, SshSettings, Unreachable
 from .inventory import Board
-# BoardSession and what belongs to it live in session.py; CommandResult is re-exported for the modules that
-# still import it from here (the report layer and tasks: to be moved to `from .session import ...`).
-from .session import BoardSession, CommandResult, OutputTooLarge  # noqa: F401
+from .session import BoardSession, OutputTooLarge
 
 OK, CHANGED, FAILED, UNREACHABLE, SKIPPED = "ok", "changed", "failed", "unreachable", "skipped"
 
@@ -52,14 +50,6 @@ class FleetRun:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
-
-
-def exit_code(run: FleetRun) -> int:
-    """Bit flags shared by every fleet task: 4 = some board unreachable, 8 = some board failed or skipped."""
-    code = 0
-    for r in run.results:
-        code |= {UNREACHABLE: 4, FAILED: 8, SKIPPED: 8}.get(r.status, 0)
-    return code
 
 
 def classify(error: BaseException, board: Board | None = None) -> tuple[str, str]:

@@ -32,7 +32,8 @@ from pathlib import Path
 from .gather import gather_facts
 from .diagnose import Diagnosis, diagnose
 from .socs import runs_on, socs_for
-from .fleet import FAILED, OK, BoardResult, BoardSession
+from .fleet import FAILED, OK, BoardResult
+from .session import BoardSession
 from .perf_parse import MemoryResult, PerfResult, parse_memory, parse_perf
 from .provision import server_script
 from .remote import script as shell_script

@@ -19,7 +19,8 @@ from packaging.version import Version
 from .bundle import Bundle, BundleFile
 from .gather import gather_facts
 from .facts import BoardFacts
-from .fleet import CHANGED, FAILED, OK, BoardResult, BoardSession
+from .fleet import CHANGED, FAILED, OK, BoardResult
+from .session import BoardSession
 from .lock import BoardLock
 from .remote import script
 from .session import root_advice

@@ -161,12 +161,6 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _decode(data: bytes) -> str:
-    """Board output as text: file names and messages in other encodings become U+FFFD, never an error, and every
-    line that is valid UTF-8 (all the probe prints itself) reads exactly as sent."""
-    return data.decode("utf-8", errors="replace")
-
-
 class BoardSession:
     """A board's connection for one job: opened on first use, closed at the end, commands counted."""
 

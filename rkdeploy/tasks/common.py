@@ -13,7 +13,7 @@ from rich.console import Console
 
 from .. import report
 from ..bundle import BundleError, list_versions, load_bundle
-from ..check import EXIT_USAGE
+from ..report import EXIT_USAGE
 from ..fleet import run_fleet
 from ..inventory import InventoryError, load
 from ..rknn_model import ModelError, read_model

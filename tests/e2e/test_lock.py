@@ -27,7 +27,7 @@ HOLDER = textwrap.dedent("""
     import sys
     from pathlib import Path
     from rkdeploy.connection import SshSettings
-    from rkdeploy.fleet import BoardSession
+    from rkdeploy.session import BoardSession
     from rkdeploy.inventory import load
     from rkdeploy.lock import BoardLock, LockLost
     inv = load(sys.argv[1])

@@ -72,7 +72,7 @@ def test_the_real_toolkit_without_a_device_fails_with_a_clear_diagnosis():
 def test_governors_that_fix_freq_changes_are_read_before_and_written_back_after(lab):
 
     from rkdeploy.connection import SshSettings
-    from rkdeploy.fleet import BoardSession
+    from rkdeploy.session import BoardSession
     from rkdeploy.inventory import load
     from rkdeploy.perf import read_governors, restore_governors
     from tests.e2e.conftest import ssh

@@ -4,7 +4,8 @@ from io import StringIO
 from packaging.version import Version
 from rich.console import Console
 
-from rkdeploy.check import BoardCheck, EXIT_MISMATCH, EXIT_UNREACHABLE, exit_code, to_json
+from rkdeploy.check import BoardCheck, exit_code, to_json
+from rkdeploy.report import EXIT_MISMATCH, EXIT_UNREACHABLE
 from rkdeploy.check_report import render_check
 from rkdeploy.fleet import OK, UNREACHABLE, BoardResult, FleetRun
 from rkdeploy.policy import Target, evaluate

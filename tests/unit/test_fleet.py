@@ -98,7 +98,8 @@ def test_a_terminal_sees_upload_bytes_and_speed_while_boards_send():
 import paramiko  # noqa: E402
 
 from rkdeploy.connection import changed_key_message  # noqa: E402
-from rkdeploy.fleet import BoardSession, OutputTooLarge, classify  # noqa: E402
+from rkdeploy.fleet import classify  # noqa: E402
+from rkdeploy.session import BoardSession, OutputTooLarge  # noqa: E402
 from rkdeploy.connection import LinkLost  # noqa: E402
 
 
