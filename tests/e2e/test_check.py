@@ -115,11 +115,10 @@ def test_the_pc_toolkit_version_is_read_from_its_own_python_and_judged_against_e
 
 
 def test_a_sudo_password_is_asked_once_used_for_root_facts_and_never_shown(tmp_path):
-    from tests.e2e.conftest import RKDEPLOY, lab_available
+    from tests.e2e.conftest import RKDEPLOY, need_lab
     from tests.lab.fleet import Lab
 
-    if lab_available():
-        pytest.skip(lab_available())
+    need_lab()
     import os
 
     lab = Lab(f"p{os.getpid() % 100000}")

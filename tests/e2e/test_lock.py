@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import lab_available, rkdeploy, ssh
+from tests.e2e.conftest import need_lab, rkdeploy, ssh
 from tests.lab import modelgen
 from tests.lab.fleet import Lab
 
@@ -47,9 +47,7 @@ HOLDER = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def lab():
-    reason = lab_available()
-    if reason:
-        pytest.skip(reason)
+    need_lab()
     lab = Lab(f"k{os.getpid() % 10000}")
     lab.down()
     try:

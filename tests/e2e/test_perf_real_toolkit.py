@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RKDEPLOY, inventory_copy, lab_available, ssh
+from tests.e2e.conftest import RKDEPLOY, inventory_copy, need_lab, ssh
 from tests.lab import modelgen
 from tests.lab.fleet import Lab
 
@@ -56,9 +56,7 @@ def emulated_figures(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def tklab(real_toolkit):
-    reason = lab_available()
-    if reason:
-        pytest.skip(reason)
+    need_lab()
     lab = Lab(f"k{os.getpid() % 10000}")
     lab.down()
     try:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests import rockchip_files
-from tests.e2e.conftest import lab_available, rkdeploy_in, ssh
+from tests.e2e.conftest import need_lab, rkdeploy_in, ssh
 from tests.lab import sdk
 from rkdeploy.bundle import sha256_of as sha256_file
 from tests.lab.fleet import Lab
@@ -21,9 +21,7 @@ RELEASES = {"box1": "1.6.0", "box2": "2.3.2", "box3": "2.3.2"}     # box4: the r
 def fresh(tmp_path_factory):
     """Three fresh boards of their own (rk3588, rk3588, rk3568) and a work dir with bundles 1.6.0 and 2.3.2
     imported from Rockchip's trees."""
-    reason = lab_available()
-    if reason:
-        pytest.skip(reason)
+    need_lab()
     trees = {v: rockchip_files.need(rockchip_files.sdk_tree(f"rknn-toolkit2-v{v}")) for v in ("1.6.0", "2.3.2")}
     work = tmp_path_factory.mktemp("real-sdk")
     for version, tree in trees.items():

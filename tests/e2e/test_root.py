@@ -17,7 +17,7 @@ from rkdeploy.provision import plan_provision
 from rkdeploy.inventory import load as load_inventory
 from rkdeploy.session import ROOT_UNCACHED, BoardSession, RootUnavailable
 from rkdeploy.remote import script
-from tests.e2e.conftest import RKDEPLOY, lab_available, rkdeploy_in
+from tests.e2e.conftest import RKDEPLOY, need_lab, rkdeploy_in
 from tests.lab.fleet import Lab
 
 pytestmark = pytest.mark.lab
@@ -28,9 +28,7 @@ TYPED = "typed-at-the-prompt-LINE"
 
 @pytest.fixture(scope="module")
 def root_lab():
-    reason = lab_available()
-    if reason:
-        pytest.skip(reason)
+    need_lab()
     lab = Lab(f"r{os.getpid() % 100000}")
     lab.down()
     try:
@@ -134,9 +132,7 @@ def test_a_user_without_sudo_rights_is_refused_with_advice_that_can_help(root_la
 def test_a_sudo_password_goes_to_sudo_alone_and_a_sudo_that_caches_nothing_is_named(tmp_path):
     """The lab's real sudo (1.9.13, no tty): the wrapper's payload arrives intact as root; with
     timestamp_timeout=0 the session says why instead of 'a password is required'."""
-    reason = lab_available()
-    if reason:
-        pytest.skip(reason)
+    need_lab()
     lab = Lab(f"s{os.getpid() % 100000}")
     lab.down()
     try:
