@@ -65,11 +65,11 @@ def to_svg(fig: Figure, title: str) -> str:
     svg = svg.replace("*{stroke-linejoin", "svg.chart *{stroke-linejoin")  # matplotlib's style: this chart only
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
     svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}{m.group(1)})", svg)
-    svg = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'xlink:href="#{prefix}{m.group(1)}"', svg)
-    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}{m.group(1)}"', svg)
+    svg = re.sub(r'((?:xlink:)?href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{prefix}{m.group(2)}"', svg)
     svg = svg.replace(INK, "currentColor").replace(INK.upper(), "currentColor")
-    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
-                 lambda m: f'<svg {m.group(1)}class="chart" role="img"', svg, count=1)
+    svg = re.sub(r'<svg ([^>]*?)width="([\d.]+)pt" height="([\d.]+)pt"',      # natural size, shrunk to fit
+                 lambda m: f'<svg {m.group(1)}width="{float(m.group(2)) * 4 / 3:.0f}" '
+                           f'height="{float(m.group(3)) * 4 / 3:.0f}" class="chart" role="img"', svg, count=1)
     return svg.replace(">", f"><title>{escape(report.clean(title))}</title>", 1)
 
 
@@ -90,18 +90,18 @@ def latency_bars(title: str, bars: Sequence[dict]) -> str:
             value = bar.get("value") or 0.0
             regressed = bool(bar.get("regression"))
             ax.barh(y, value, height=0.6, color=BAD if regressed else PALETTE[0], hatch="//" if regressed else None,
-                    edgecolor=BAD if regressed else PALETTE[0], linewidth=0.6)
+                    edgecolor=INK if regressed else PALETTE[0], linewidth=0.6)
             end = value
             p90, p99 = bar.get("p90"), bar.get("p99")
             if p99 and p99 > value:
                 ax.errorbar(value, y, xerr=[[0], [p99 - value]], fmt="none", ecolor=INK, elinewidth=0.9, capsize=3)
                 end = p99
             if p90 and p90 > value:
-                ax.plot([p90], [y], marker="|", markersize=9, color=INK, linestyle="none")
+                ax.plot([p90], [y], marker="|", markersize=9, markeredgewidth=1.5, color=INK, linestyle="none", zorder=4)
             base = bar.get("baseline")
             if base:
-                ax.plot([base], [y], marker="D", markersize=5, markerfacecolor="none", markeredgecolor=WARN,
-                        linestyle="none")
+                ax.plot([base], [y], marker="D", markersize=6, markerfacecolor="none", markeredgecolor=INK,
+                        markeredgewidth=1.4, linestyle="none", zorder=5)
                 end = max(end, base)
             note = f"{value:g} ms" if value else "no result"
             if regressed:

@@ -277,7 +277,9 @@ def row_key(row: dict) -> tuple:
             return key(row)
         except (KeyError, TypeError):
             pass
-    return (row["board"], row["model"])
+    if row.get("core_mask"):
+        return row["board"], row["model"], row["core_mask"], row.get("threads")
+    return row["board"], row["model"]
 
 
 def series_name(row: dict) -> str:
@@ -352,7 +354,7 @@ def performance(perf: dict | None, baseline: Path | None, threshold: float) -> t
                      f'<td class="num">{fmt(row["time_ms"])}</td><td class="num">{fmt(row["p50_ms"])}</td>'
                      f'<td class="num">{fmt(row["p90_ms"])}</td><td class="num">{fmt(row["p99_ms"])}</td>'
                      f'<td class="num">{fmt(row["fps"])}</td><td class="num">{fmt(row["memory_total_mib"])}</td>'
-                     f'<td>{note}</td></tr>')
+                     f'<td class="notes">{note}</td></tr>')
     toolkit = _get(perf, "toolkit")
     intro = (f'<p>Toolkit {text(toolkit) or "unknown"}. Regressions {text(how)}: '
              f'<b class="{"bad" if marked else "good"}">{marked}</b>.</p>' if how else
@@ -415,7 +417,8 @@ nav a { color: inherit; margin-right: 1rem; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; width: 100%; }
 th, td { border: 1px solid var(--line); padding: .3rem .5rem; text-align: left; vertical-align: top;
-  white-space: pre-wrap; overflow-wrap: anywhere; }
+  white-space: nowrap; }
+td.reason, td.notes { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 18rem; }
 thead th { background: var(--head); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.bad, tr.regression td, tr.regression th { background: var(--bad-bg); }
@@ -425,7 +428,7 @@ tr.status-mismatch > th, tr.status-unreachable > th, tr.status-failed > th { bor
 td.reason ul { margin: 0; padding-left: 1.1rem; } .fix code { white-space: pre-wrap; }
 ol.kept { margin: 0; padding-left: 1.3rem; } ol.kept li.active { font-weight: 700; }
 code { font: 12px ui-monospace, monospace; }
-figure.chart { margin: .5rem 0 1rem; } svg.chart { width: 100%; max-width: 820px; height: auto; color: var(--fg); }
+figure.chart { margin: .5rem 0 1rem; } svg.chart { max-width: 100%; height: auto; color: var(--fg); }
 footer { margin-top: 2rem; color: var(--muted); font-size: 12px; }
 @media print {
   :root { --bg: #fff; --fg: #000; --muted: #444; --line: #999; --bad-bg: #fde2e1; --warn-bg: #fff3bf; --head: #eee; }

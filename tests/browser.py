@@ -45,7 +45,7 @@ class Browser:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
         # above 4 in this process, so that the child's dup2 onto 3 and 4 cannot overwrite one with the other
-        child_r, child_w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_child_r, from_child_w))
+        child_r, child_w = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_child_r, from_child_w))
         os.close(to_child_r)
         os.close(from_child_w)
 
@@ -57,7 +57,9 @@ class Browser:
             self.proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={self.profile}",
                                           f"--window-size={width},{height}", "about:blank"],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                         pass_fds=(3, 4), preexec_fn=fds)     # kept open after preexec_fn
+                                         close_fds=False, preexec_fn=fds)
+            # close_fds=False: it would close 3 and 4 after preexec_fn; every other fd of this process is
+            # close-on-exec already (Python's default), so chromium inherits only 0-4
         finally:
             os.close(child_r)
             os.close(child_w)

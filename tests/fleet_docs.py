@@ -103,7 +103,7 @@ def saved_fleet(directory: Path) -> dict[str, Path]:
 def saved_history(directory: Path, runs: int = 3) -> None:
     """`runs` check and perf runs as history.save names them, an hour apart."""
     from rkdeploy import history
-    start = dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=runs + 1)
     for i in range(runs):
         when = start + dt.timedelta(hours=i)
         boards = {"cam-01": facts("rk3588-field-1.5.0.txt"), "cam-02": facts("rk3588-mismatch.txt")}
