@@ -315,7 +315,10 @@ def compare(rows: list[dict], perf: dict | None, baseline: Path | None, threshol
 
 
 def _regression(regressed: dict, row: dict) -> str:
-    return regressed.get(row_key(row)) or regressed.get((row["board"], row["model"])) or ""
+    found = regressed.get(row_key(row))
+    if found is None and not row.get("core_mask"):
+        found = regressed.get((row["board"], row["model"]))
+    return found or ""
 
 
 def performance(perf: dict | None, baseline: Path | None, threshold: float) -> tuple[str, int]:
