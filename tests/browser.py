@@ -36,6 +36,7 @@ class Rendered:
     screenshot: bytes
     console: list[dict] = field(default_factory=list)      # {"source", "level", "text"}
     values: dict = field(default_factory=dict)             # what extra expressions evaluated to
+    pdf: bytes = b""                                       # the page printed (Page.printToPDF), when asked
 
 
 class Browser:
@@ -110,11 +111,14 @@ class Browser:
             if message.get("method") == method and message.get("sessionId") == session:
                 return message
 
-    def render(self, url: str, expressions: dict[str, str] | None = None) -> Rendered:
+    def render(self, url: str, expressions: dict[str, str] | None = None, *, dark: bool = False,
+               pdf: bool = False) -> Rendered:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable", session=session)
+        self.send("Emulation.setEmulatedMedia", {"features": [
+            {"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]}, session=session)
         self.events.clear()
         self.send("Page.navigate", {"url": url}, session=session)
         self.wait_for("Page.loadEventFired", session)
@@ -124,6 +128,7 @@ class Browser:
         html = evaluate("document.documentElement.outerHTML")
         values = {name: evaluate(expr) for name, expr in (expressions or {}).items()}
         shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)
+        printed = base64.b64decode(self.send("Page.printToPDF", {}, session=session)["data"]) if pdf else b""
         time.sleep(0.2)                       # late console messages (after load) still arrive
         self.send("Runtime.evaluate", {"expression": "1"}, session=session)
         console = []
@@ -141,7 +146,8 @@ class Browser:
             elif event.get("method") == "Log.entryAdded":
                 entry = params.get("entry", {})
                 console.append({"source": entry.get("source"), "level": entry.get("level"), "text": entry.get("text")})
-        return Rendered(text or "", html or "", base64.b64decode(shot["data"]), console, values)
+        self.send("Target.closeTarget", {"targetId": target})
+        return Rendered(text or "", html or "", base64.b64decode(shot["data"]), console, values, printed)
 
     def close(self) -> None:
         try:
