@@ -45,6 +45,10 @@ model356x=/var/lib/rkdeploy-lab/demo/detector-rk3566.rknn
 .venv/bin/python -m tests.lab.modelgen "$model356x" --soc rk3566 --format 6 --toolkit 2.3.2 --size-kb 1024
 $inv deploy "$model356x" --group rk3568 --name detector --inventory "$inventory"
 $inv models.list --all --inventory "$inventory"
+
+echo; echo "== 7. the fleet on one page (versions, models, performance and history; one self-contained HTML file)"
+$inv report --all --inventory "$inventory" --out /var/lib/rkdeploy-lab/demo/fleet.html || true
+echo "Open it in any browser: xdg-open /var/lib/rkdeploy-lab/demo/fleet.html (or copy the file anywhere)"
 echo
 echo "check exit code: $code (0 all match; bit 2 mismatch, 4 unreachable, 8 failed). Stop the lab: $inv lab.down"
 exit $code

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   iproute2 iptables psmisc procps util-linux zstd     # namespaces, faults, teardown
   openssl bsdutils                        # lab password hashes; `script` for terminal tests
   python3-venv
+  chromium                                # headless browser for the fleet report's browser test
 )
 if [ "$(id -u)" = 0 ]; then
   missing=()

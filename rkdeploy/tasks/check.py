@@ -1,7 +1,7 @@
 """`inv check`."""
 from __future__ import annotations
 
-from .. import report
+from .. import history, report
 from ..check import check_job, exit_code, to_json
 from ..check_report import render_check
 from ..policy import Target
@@ -30,8 +30,10 @@ def check(c, host=None, group=None, all=False, inventory=None, sdk=None, bundle=
     target = Target(sdk=release_of(sdk), toolkit=toolkit_release)
     console = common.out(json)
     run = common.run(c, inv, boards, check_job(target), settings, "check", parallel, fail_percent)
+    doc = to_json(run, target, toolkit_info)
+    history.save(common.state_dir(c.config), doc)           # for `inv report`'s history charts
     if json:
-        report.print_json(to_json(run, target, toolkit_info), run)
+        report.print_json(doc, run)
     else:
         note = (f"rknn-toolkit2 {toolkit_info['version']} ({toolkit_info['python']})" if toolkit_info["version"]
                 else f"rknn-toolkit2 unknown: {toolkit_info['note']}")

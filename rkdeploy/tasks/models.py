@@ -72,12 +72,17 @@ def list_(c, host=None, group=None, all=False, inventory=None, model_dir=None, j
     settings = common.settings(c, inv, accept_new_host_keys, False)
     run = common.run(c, inv, boards, list_job(model_dir), settings, "models", parallel)
     if json:
-        report.print_json(report.envelope("models.list", {"boards": [
-            {"board": r.board, "status": r.status, "error": r.error or None,
-             "models": [m.__dict__ for m in r.data] if r.data else []} for r in run.results]}, run), run)
+        report.print_json(list_json(run), run)
     else:
         render_model_list(common.out(False), run)
     report.finish(report.exit_code(run))
+
+
+def list_json(run) -> dict:
+    """models.list's JSON document (also what `inv report` reads)."""
+    return report.envelope("models.list", {"boards": [
+        {"board": r.board, "status": r.status, "error": r.error or None,
+         "models": [m.__dict__ for m in r.data] if r.data else []} for r in run.results]}, run)
 
 
 def _check_model_dir(model_dir):

@@ -5,7 +5,7 @@ import json as jsonlib
 import time
 from pathlib import Path
 
-from .. import report
+from .. import history, report
 from ..diagnose import diagnose
 from ..perf import AdbServer, PerfError, PerfRun, isolation, perf_job
 from ..perf_parse import parse_memory, parse_perf
@@ -78,12 +78,13 @@ def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=F
         common.say(f"rkdeploy: --baseline {baseline} not compared: {type(e).__name__}: {e}")
         regressed = {}
     code = report.exit_code(run, regressed=bool(regressed))
+    doc = report.envelope("perf", {
+        "toolkit": tk.version, "raw_dir": str(raw_dir), "isolation": isolation(), "results": table,
+        "runs": [p.to_dict() for p in runs],
+        "regressions": [{"board": b, "model": m, "why": w} for (b, m), w in regressed.items()]}, run, code=code)
+    history.save(state_dir(c.config), doc)                  # for `inv report`'s history charts
     if json:
-        report.print_json(report.envelope("perf", {
-            "toolkit": tk.version, "raw_dir": str(raw_dir), "isolation": isolation(), "results": table,
-            "runs": [p.to_dict() for p in runs],
-            "regressions": [{"board": b, "model": m, "why": w} for (b, m), w in regressed.items()]},
-            run, code=code), run)
+        report.print_json(doc, run)
     elif csv:
         print(to_csv(table), end="")
         report.recap(common.out(True), run)
