@@ -9,6 +9,7 @@ a target) against onnxruntime in float on the same inputs.
 """
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -95,16 +96,16 @@ def dataset_lines(path):
 
 
 def _sample_shape(shape, layout):
-    """What one sample of an input looks like in a dataset file: 4-D inputs as the toolkit reads images and
-    .npy files (NHWC, batch optional), other ranks as they are."""
+    """What one .npy sample of an input looks like: 4-D inputs in `layout` (nchw: the ONNX model's own, which is
+    what the toolkit reads; nhwc: rkdeploy transposes them for the toolkit), other ranks as they are."""
     if len(shape) == 4 and layout == "nhwc":
         return [shape[0], shape[2], shape[3], shape[1]]
     return list(shape)
 
 
 def load_sample(path, shape, layout, where):
-    """One input's sample (in the dataset's layout, with a batch dimension), refused if its size is not the
-    input's."""
+    """One input's sample as the model takes it (NCHW for 4-D inputs, with the batch dimension), refused if its
+    size is not the input's. Images are read as RGB, height x width x channels."""
     import numpy as np
 
     want = _sample_shape(shape, layout)
@@ -117,8 +118,8 @@ def load_sample(path, shape, layout, where):
             arr = arr[None]
         elif got != want:
             raise Refused("dataset_shape", f"{where}: {os.path.basename(path)} has shape {got}, the model's input "
-                          f"needs {want} ({layout.upper()}" + (", batch optional)" if len(want) > 1 else ")"))
-        return arr
+                          f"needs {want} ({layout.upper() if len(want) == 4 else 'as the model'}, batch optional)")
+        return arr.transpose(0, 3, 1, 2) if len(want) == 4 and layout == "nhwc" else arr
     if path.lower().endswith(IMAGE_EXT):
         import cv2
 
@@ -128,7 +129,7 @@ def load_sample(path, shape, layout, where):
         if len(want) != 4:
             raise Refused("dataset_shape", f"{where}: {os.path.basename(path)} is an image but the input is "
                           f"{len(want)}-D {shape}")
-        h, w, c = (want[1], want[2], want[3]) if layout == "nhwc" else (want[2], want[3], want[1])
+        c, h, w = shape[1], shape[2], shape[3]
         if c == 1:
             img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)[..., None]
         else:
@@ -137,13 +138,17 @@ def load_sample(path, shape, layout, where):
             raise Refused("dataset_shape", f"{where}: {os.path.basename(path)} is {img.shape[1]}x{img.shape[0]} "
                           f"with {img.shape[2]} channel(s); the model's input is {w}x{h} with {c}: resize the "
                           "images (the toolkit would not do it for you) or give --input-size-list")
-        arr = img[None].astype(np.float32)
-        return arr if layout == "nhwc" else arr.transpose(0, 3, 1, 2)
+        return img[None].astype(np.float32).transpose(0, 3, 1, 2)
     raise Refused("dataset", f"{where}: {os.path.basename(path)}: only images ({', '.join(IMAGE_EXT)}) and .npy "
                   "files can be listed")
 
 
-def check_dataset(path, shapes, layout):
+def check_dataset(path, shapes, layout, work):
+    """Every line checked (one file per input, each of the input's size). With NHWC .npy files, a copy of the
+    dataset in NCHW (the toolkit reads .npy as the model's layout) is written into `work`; returns the lines
+    and the dataset file to give the toolkit."""
+    import numpy as np
+
     lines = dataset_lines(path)
     if not lines:
         raise Refused("dataset", f"the dataset {path} lists no files")
@@ -153,7 +158,24 @@ def check_dataset(path, shapes, layout):
                           "(one file per input, separated by spaces)")
         for shape, f in zip(shapes, files):
             load_sample(f, shape, layout, f"{path} line {n}")
-    return lines
+    if layout != "nhwc" or not any(len(s) == 4 for s in shapes):
+        return lines, path
+    out_dir = os.path.join(work, "dataset-nchw")
+    os.makedirs(out_dir, exist_ok=True)
+    converted = []
+    for n, files in lines:
+        row = []
+        for i, (shape, f) in enumerate(zip(shapes, files)):
+            if f.lower().endswith(".npy") and len(shape) == 4:
+                target = os.path.join(out_dir, f"line{n}-input{i}.npy")
+                np.save(target, load_sample(f, shape, layout, f"{path} line {n}"))
+                f = target
+            row.append(f)
+        converted.append((n, row))
+    listing = os.path.join(work, "dataset-nchw.txt")
+    with open(listing, "w") as out:
+        out.writelines(" ".join(row) + "\n" for _, row in converted)
+    return converted, listing
 
 
 # -- accuracy --------------------------------------------------------------------------------------------------
@@ -161,6 +183,7 @@ def check_dataset(path, shapes, layout):
 def compare(ref, got):
     import numpy as np
 
+    integer = np.issubdtype(np.asarray(ref).dtype, np.integer)
     a = np.asarray(ref, dtype=np.float64).ravel()
     b = np.asarray(got, dtype=np.float64).ravel()
     if a.size != b.size:
@@ -169,16 +192,14 @@ def compare(ref, got):
     cos = float(a @ b / (na * nb)) if na and nb else (1.0 if na == nb else 0.0)
     diff = np.abs(a - b)
     return {"cosine": cos, "max_abs": float(diff.max()) if diff.size else 0.0,
-            "mean_abs": float(diff.mean()) if diff.size else 0.0, "equal": float((a == b).mean()) if a.size else 1.0}
+            "mean_abs": float(diff.mean()) if diff.size else 0.0, "equal": (float((a == b).mean()) if a.size else 1.0) if integer else None}
 
 
-def preprocess(arr, mean, std, layout):
-    """What the model itself sees: (x - mean) / std per channel (the toolkit folds them into the model)."""
+def preprocess(arr, mean, std):
+    """What the ONNX model itself sees: (x - mean) / std per channel (the toolkit folds them into the model)."""
     import numpy as np
 
     x = np.asarray(arr, dtype=np.float32)
-    if x.ndim == 4 and layout == "nhwc":
-        x = x.transpose(0, 3, 1, 2)
     if mean is not None or std is not None:
         c = x.shape[1] if x.ndim >= 2 else 1
         m = np.asarray(mean if mean is not None else [0.0] * c, dtype=np.float32)
@@ -192,19 +213,18 @@ def samples_for(request, shapes, lines, work):
     """N samples: the dataset's first lines, else random inputs in [0, 255) written as .npy files into `work`."""
     import numpy as np
 
-    layout = request.get("layout") or "nhwc"
     n = max(1, int(request.get("samples") or 1))
     out = []
     if lines:
         for _, files in lines[:n]:
-            out.append((files, [load_sample(f, s, layout, "dataset") for f, s in zip(files, shapes)]))
+            out.append((files, [load_sample(f, s, "nchw", "dataset") for f, s in zip(files, shapes)]))
         return out
     rng = np.random.default_rng(int(request.get("seed", 0)))
     os.makedirs(work, exist_ok=True)
     for k in range(n):
         files, arrays = [], []
         for i, s in enumerate(shapes):
-            arr = (rng.random(_sample_shape(s, layout)) * 255).astype(np.float32)
+            arr = (rng.random(s) * 255).astype(np.float32)
             f = os.path.join(work, f"random-{k}-input{i}.npy")
             np.save(f, arr)
             files.append(f)
@@ -232,14 +252,17 @@ def parse_error_analysis(text):
             if m:
                 nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", m.group("rest"))]
                 rows.append({"op": m.group("op"), "name": m.group("name"), "values": nums})
-    return {"header": header, "rows": rows}
+    low = text.lower()
+    columns = []
+    if "entire" in low and "single" in low:
+        columns = [f"{g} {m}" for g in ("entire", "single") for m in ("cos", "euc")]
+    return {"header": header, "columns": columns, "rows": rows}
 
 
 def accuracy(rknn, request, facts, shapes, samples, result):
     import numpy as np
     import onnxruntime as ort
 
-    layout = request.get("layout") or "nhwc"
     means = request.get("mean") or [None] * len(shapes)
     stds = request.get("std") or [None] * len(shapes)
     sess = ort.InferenceSession(request["onnx"], providers=["CPUExecutionProvider"])
@@ -250,11 +273,10 @@ def accuracy(rknn, request, facts, shapes, samples, result):
         raise RuntimeError("init_runtime() (the simulator) failed")
     per_output = {name: [] for name in out_names}
     for files, arrays in samples:
-        feed = {name: preprocess(a, m, s, layout).astype(np.float32)
+        feed = {name: preprocess(a, m, s).astype(np.float32)
                 for name, a, m, s in zip(names, arrays, means, stds)}
         ref = sess.run(out_names, feed)
-        fmt = ["nhwc" if layout == "nhwc" and a.ndim == 4 else "nchw" for a in arrays]
-        got = rknn.inference(inputs=[np.ascontiguousarray(a) for a in arrays], data_format=fmt)
+        got = rknn.inference(inputs=[np.ascontiguousarray(a) for a in arrays], data_format=["nchw"] * len(arrays))
         if got is None:
             raise RuntimeError("the simulator's inference returned nothing")
         for name, r, g in zip(out_names, ref, got):
@@ -270,9 +292,38 @@ def accuracy(rknn, request, facts, shapes, samples, result):
                         "cosine_mean": sum(c["cosine"] for c in ok) / len(ok) if ok else None,
                         "max_abs": max(c["max_abs"] for c in ok) if ok else None,
                         "mean_abs": sum(c["mean_abs"] for c in ok) / len(ok) if ok else None,
-                        "equal": sum(c["equal"] for c in ok) / len(ok) if ok else None,
+                        "equal": (sum(c["equal"] for c in ok) / len(ok)) if ok and ok[0]["equal"] is not None else None,
                         "errors": [c["error"] for c in cmp if "error" in c]})
     return summary
+
+
+def opset_message(opset, top, toolkit):
+    return (f"the model's ONNX opset is {opset}; rknn-toolkit2 {toolkit or ''} takes opsets up to {top} (its words: "
+            f"'Unsupport onnx opset {opset}, need <= {top}'): re-export the model with opset_version={top} "
+            f"(torch.onnx.export(..., opset_version={top})) or convert it with "
+            f"onnx.version_converter.convert_version(model, {top})")
+
+
+def known_targets(RKNN):
+    """The targets this toolkit's config() documents (its docstring: `target_platform: …, currently support a /
+    b / c. default …`)."""
+    doc = RKNN.config.__doc__ or ""
+    m = re.search(r"target_platform:.*?currently support (.*?)\.\s*default", doc, re.S)
+    return [s.strip() for s in re.split(r"[/,]", m.group(1)) if s.strip()] if m else []
+
+
+def config_refusal(request, RKNN):
+    """config()'s refusal named: an unknown target, or a dtype the target does not take."""
+    target, dtype = request["target"], request.get("quantized_dtype")
+    known = known_targets(RKNN)
+    if known and target not in known:
+        return Refused("target", f"rknn-toolkit2 {request.get('toolkit') or ''} does not know the target {target!r} "
+                       f"(its words: \"Invalid target_platform '{target}'\"); it builds for: {', '.join(known)}")
+    if dtype:
+        return Refused("dtype", f"rknn-toolkit2 {request.get('toolkit') or ''} refuses --dtype {dtype} for {target} "
+                       f"(its words: \"The quantized_dtype = '{dtype}' not support in '{target}'\" or \"Invalid "
+                       f"quantized_dtype\"); see the table in README 'inv convert'")
+    return RuntimeError("config() refused the options")
 
 
 # -- main ------------------------------------------------------------------------------------------------------
@@ -286,18 +337,19 @@ def convert(request, result):
     t = time.monotonic()
     work = request["work_dir"]
     os.makedirs(work, exist_ok=True)
-    layout = request.get("layout") or "nhwc"
+    layout = request.get("layout") or "nchw"
     result["stage"] = "check"
     facts = onnx_facts(request["onnx"])
     result["onnx"] = facts
-    lo, hi = request.get("opset_range") or (7, 19)
-    if facts["opset"] is None or not lo <= facts["opset"] <= hi:
-        raise Refused("opset", f"the model's ONNX opset is {facts['opset']}; rknn-toolkit2 {request.get('toolkit')} "
-                      f"converts opsets {lo} to {hi}: re-export it with opset_version={min(max(facts['opset'] or lo, lo), hi)} "
-                      "(torch.onnx.export(..., opset_version=…)) or convert it with onnx.version_converter")
+    top = request.get("max_opset")
+    if top and facts["opset"] and facts["opset"] > top:
+        raise Refused("opset", opset_message(facts["opset"], top, request.get("toolkit")))
     shapes = input_shapes(facts, request.get("input_size_list"))
     result["input_shapes"] = shapes
-    lines = check_dataset(request["dataset"], shapes, layout) if request.get("dataset") else []
+    lines, dataset = [], None
+    if request.get("dataset"):
+        lines, dataset = check_dataset(request["dataset"], shapes, layout, work)
+    result["dataset_used"] = dataset
     t = _times(result, "check", t)
 
     result["stage"] = "import"
@@ -316,8 +368,12 @@ def convert(request, result):
         cfg["quantized_dtype"] = request["quantized_dtype"]
     if request.get("quantized_algorithm"):
         cfg["quantized_algorithm"] = request["quantized_algorithm"]
-    if rknn.config(**cfg) != 0:
-        raise RuntimeError("config() refused the options")
+    try:
+        ret = rknn.config(**cfg)
+    except Exception:  # noqa: BLE001 - 2.x raises ValueError after logging `E config: …`
+        ret = -1
+    if ret != 0:
+        raise config_refusal(request, RKNN)
     t = _times(result, "config", t)
 
     cwd = os.getcwd()
@@ -341,12 +397,21 @@ def convert(request, result):
             kw = {}
             if request.get("input_size_list"):
                 kw = {"inputs": [i["name"] for i in facts["inputs"]], "input_size_list": shapes}
-            if rknn.load_onnx(model=request["onnx"], **kw) != 0:
+            try:
+                ret = rknn.load_onnx(model=request["onnx"], **kw)
+            except Exception as e:  # noqa: BLE001
+                m = re.search(r"Unsupport onnx opset (\d+), need <= (\d+)", str(e))
+                if m:
+                    raise Refused("opset", opset_message(int(m.group(1)), int(m.group(2)), request.get("toolkit"))) from None
+                raise
+            if ret != 0:
                 raise RuntimeError("load_onnx failed")
             t = _times(result, "load_onnx", t)
             if step == 1:
                 result["stage"] = "hybrid_quantization_step1"
-                if rknn.hybrid_quantization_step1(dataset=request["dataset"], proposal=False) != 0:
+                if not dataset:
+                    raise Refused("hybrid", "hybrid quantization step 1 needs --quantize DATASET")
+                if rknn.hybrid_quantization_step1(dataset=dataset, proposal=False) != 0:
                     raise RuntimeError("hybrid_quantization_step1 failed")
                 result["work_files"] = sorted(os.listdir(work))
                 _times(result, "build", t)
@@ -354,7 +419,10 @@ def convert(request, result):
                 return
             result["stage"] = "build"
             quantize = bool(request.get("quantize"))
-            if rknn.build(do_quantization=quantize, dataset=request.get("dataset") if quantize else None) != 0:
+            if quantize and not dataset:
+                raise Refused("dataset", "quantization needs a dataset: --quantize DATASET (a text file listing one "
+                              "image or .npy file per input on each line)")
+            if rknn.build(do_quantization=quantize, dataset=dataset if quantize else None) != 0:
                 raise RuntimeError("build failed")
             t = _times(result, "build", t)
     finally:
