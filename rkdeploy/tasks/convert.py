@@ -1,6 +1,7 @@
 """`inv convert`."""
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 
 from .. import report
@@ -90,7 +91,7 @@ def convert_task(c, model, target=None, for_fleet=False, host=None, group=None, 
                       progress=lambda m: common.say(m))
     failed = [r for r in results if not r.ok]
     # input refusals (opset, dynamic shapes, dataset, unknown target): bad input, exit 1; anything else: 8
-    code = 0 if not failed else (report.EXIT_USAGE if all(r.kind for r in failed) else report.EXIT_FAILED)
+    code = 0 if not failed else (report.EXIT_USAGE if builtins.all(r.kind for r in failed) else report.EXIT_FAILED)
     if json:
         report.print_json(report.envelope("convert", {
             "model": str(src), "toolkit": tk.version, "options": opts.to_dict(),
