@@ -168,9 +168,12 @@ def test_for_fleet_refuses_another_runtime_release_and_deploy_stores_the_recipe(
         assert "rknn-toolkit2 2.3.2 but the fleet's runtime release is 1.5.0" in proc.stderr
         assert "inv provision --bundle 2.3.2" in proc.stderr and "inv perf.setup --version 1.5.0" in proc.stderr
         assert not list(tmp_path.glob("*.rknn"))
-        # the float rk3588 model made above, deployed with its recipe (--force: the board's 1.5.0 runtime is older
-        # than the model's toolkit, which deploy refuses otherwise)
-        model = models / "float" / "two_input-rk3588.rknn"
+        # a float rk3588 model, deployed with its recipe (--force: the board's 1.5.0 runtime is older than the
+        # model's toolkit, which deploy refuses otherwise)
+        proc = rkdeploy(real_toolkit, "convert", str(models / "two_input.onnx"), "--target", "rk3588", "--out",
+                        str(tmp_path / "m"), "--no-analysis")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        model = tmp_path / "m" / "two_input-rk3588.rknn"
         proc = rkdeploy(real_toolkit, "deploy", str(model), "--all", "--inventory", str(lab.inventory),
                         "--name", "demo", "--force", "--model-dir", "/home/rock/models", "--json")
         assert proc.returncode == 0, proc.stderr[-2000:]
