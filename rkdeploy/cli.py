@@ -9,12 +9,13 @@ from invoke import Collection, Program
 
 from . import __version__, report
 from .settings import DEFAULTS
-from .tasks import check, fleet_report, models, perf, provision
+from .tasks import check, convert, fleet_report, models, perf, provision
 
 
 def build_namespace() -> Collection:
     ns = Collection(check.check, models.deploy, provision.provision, provision.provision_rollback,
                     fleet_report.fleet_report)
+    ns.add_task(convert.convert_task, name="convert")
     ns.add_collection(Collection("models", models.inspect, models.list_, models.rollback, models.remove))
     ns.add_collection(Collection("bundle", provision.bundle_import, provision.bundle_list, provision.bundle_verify))
     ns.add_collection(Collection("server", *[provision.server_task(a) for a in ("start", "stop", "restart", "status")]))

@@ -26,6 +26,7 @@ from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult
 from . import remote
 from .lock import HELD_CHECK, LOCK_LOST_EXIT, BoardLock, LockLost, held_params, lock_command, new_token
+from .convert import recipe_for_deploy
 from .rknn_model import RknnModel
 from .session import BoardSession, root_advice
 from .socs import runs_on, socs_for
@@ -162,6 +163,7 @@ def _metadata(model: RknnModel, name: str) -> str:
         "source": model.path.rsplit("/", 1)[-1],
         "deployed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "deployed_by": f"{getpass.getuser()}@{socket.gethostname()}",
+        "recipe": recipe_for_deploy(model.path, model.sha256),        # `inv convert`'s sidecar, when it made this file
     }, sort_keys=True)
 
 

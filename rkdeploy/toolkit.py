@@ -108,6 +108,12 @@ def constraints_file(version: str) -> Path:
     return path
 
 
+def pinned(version: str) -> list[str]:
+    """The package==version lines of the tested set (what perf.setup installs), comments left out."""
+    return [line.split("#", 1)[0].strip() for line in constraints_file(version).read_text().splitlines()
+            if line.split("#", 1)[0].strip()]
+
+
 def env_key(version: str) -> str:
     """Names the cached environment: the toolkit version and the hash of its pinned package set."""
     return f"toolkit-{version}-{hashlib.sha256(constraints_file(version).read_bytes()).hexdigest()[:12]}"
@@ -138,7 +144,7 @@ def ensure_env(version: str, venv: Path, *, python: str | None = None, log=None)
     _step(log, f"creating the virtualenv {venv}", [base, "-m", "venv", str(venv)])
     # --no-deps with every package pinned: the toolkit's own torch<=2.4.0 pin would make pip refuse torch 2.13
     # (see the comments in the constraints file).
-    _step(log, f"installing {pins} (rknn-toolkit2 {version}, CPU torch, ...) with --no-deps",
+    _step(log, f"installing {pins} with --no-deps: {', '.join(pinned(version))}",
           [str(venv / "bin/python"), "-m", "pip", "install", "--no-deps", "--no-input", "-q", "-r", str(pins)])
     _step(log, "checking that the toolkit imports (from rknn.api import RKNN; RKNN())",
           [str(venv / "bin/python"), "-c", "from rknn.api import RKNN; RKNN(verbose=False)"])

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from .. import remote, report
+from ..convert import read_recipe
+from ..convert_report import render_recipe
 from ..deploy import DeployError, deploy_job, model_name
 from ..models import list_job, remove_job, rollback_job
 from ..models_report import render_deploy, render_forced, render_model, render_model_change, render_model_list
@@ -54,10 +56,13 @@ def inspect(c, model, json=False):
     """Show what a .rknn file is: format, target platform and the SoCs it runs on, building toolkit and compiler,
     each input and output (name, shape, dtype, layout, quantization), custom ops, size, sha256."""
     rknn = common.model_or_fail(model)
+    recipe = read_recipe(model)              # <model>.rknn.recipe.json from `inv convert`, when there is one
     if json:
-        report.print_json(report.envelope("models.inspect", rknn.to_dict()))
+        report.print_json(report.envelope("models.inspect", rknn.to_dict() | {"recipe": recipe}))
     else:
         render_model(common.out(False), rknn)
+        if recipe is not None:
+            render_recipe(common.out(False), recipe)
 
 
 LIST_HELP = common.help_for("host", "group", "all", "inventory", "model-dir", "json", "parallel", "accept-new-host-keys")

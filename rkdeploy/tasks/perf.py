@@ -11,7 +11,7 @@ from ..perf import AdbServer, PerfError, PerfRun, isolation, perf_job
 from ..perf_parse import parse_memory, parse_perf
 from ..perf_report import regressions, render_perf, rows, to_csv
 from ..settings import state_dir
-from ..toolkit import ToolkitError, ensure_env, env_key, read_toolkit, toolkit_adb
+from ..toolkit import ToolkitError, ensure_env, env_key, pinned, read_toolkit, toolkit_adb
 from . import common
 from .common import SELECT_HELP, task
 
@@ -144,6 +144,7 @@ def perf_setup(c, version="2.3.2", path=None, print_python=False):
         print(result.python)
         return
     how = "already there" if result.reused else f"installed in {result.seconds:.0f} s"
-    print(f"rknn-toolkit2 {version} in {result.venv} ({result.megabytes:.0f} MB, {how}).\n"
+    print(f"rknn-toolkit2 {version} in {result.venv} ({result.megabytes:.0f} MB, {how}), with: "
+          f"{', '.join(pinned(version))}.\n"
           f"Set in invoke.yaml:  perf:\n  toolkit_python: {result.python}\n"
           f"or export RKDEPLOY_TOOLKIT_PYTHON={result.python}")
