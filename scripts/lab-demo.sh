@@ -46,7 +46,20 @@ model356x=/var/lib/rkdeploy-lab/demo/detector-rk3566.rknn
 $inv deploy "$model356x" --group rk3568 --name detector --inventory "$inventory"
 $inv models.list --all --inventory "$inventory"
 
-echo; echo "== 7. the fleet on one page (versions, models, performance and history; one self-contained HTML file)"
+echo; echo "== 7. convert an ONNX model for the fleet's own release with the real rknn-toolkit2 (its pinned env is"
+echo "      built once, ~1.4 GB), one .rknn per SoC family the boards have, then roll them out"
+toolkit=$(.venv/bin/python -m rkdeploy.toolkit 2.3.2)
+export RKDEPLOY_TOOLKIT_PYTHON=$toolkit
+work=/var/lib/rkdeploy-lab/demo/convert
+mkdir -p "$work"
+"$toolkit" tests/lab/onnxgen.py "$work/tiny.onnx" two_input      # a small model the demo makes (onnx package)
+$inv convert --model "$work/tiny.onnx" --for-fleet --all --inventory "$inventory" --name tiny --out "$work"
+for f in "$work"/tiny-*.rknn; do
+  $inv deploy "$f" --all --name tiny --inventory "$inventory" > /dev/null || true   # each lands where its SoC fits
+done
+$inv models.list --all --inventory "$inventory"
+
+echo; echo "== 8. the fleet on one page (versions, models, performance and history; one self-contained HTML file)"
 $inv report --all --inventory "$inventory" --out /var/lib/rkdeploy-lab/demo/fleet.html || true
 echo "Open it in any browser: xdg-open /var/lib/rkdeploy-lab/demo/fleet.html (or copy the file anywhere)"
 echo
