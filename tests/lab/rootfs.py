@@ -5,6 +5,8 @@ list or the setup script builds a new one while old caches stay untouched.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import re
 import shutil
@@ -112,24 +114,39 @@ def build(dest: Path) -> None:
     print(f"rootfs built in {time.monotonic() - started:.0f} s: {dest}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _cache_lock():
+    """One builder or unpacker at a time, across processes (the demo, the suite and benchmarks share the cache)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f".rootfs-{SUITE}-arm64.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_tarball() -> Path:
     path = tarball_path()
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        build(path)
+    with _cache_lock():
+        if not path.exists():
+            build(path)
     return path
 
 
 def ensure_unpacked() -> Path:
-    """The rootfs unpacked next to its tarball: the shared read-only lower layer of every board."""
-    tarball = ensure_tarball()
-    root = tarball.with_name(tarball.name.removesuffix(".tar.zst"))
+    """The rootfs unpacked next to its tarball: the shared read-only lower layer of every board. Once unpacked,
+    the tarball is no longer needed."""
+    path = tarball_path()
+    root = path.with_name(path.name.removesuffix(".tar.zst"))
     done = root / ".rkdeploy-unpacked"
-    if not done.exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        run(["tar", "-C", str(root), "--numeric-owner", "-I", "zstd", "-xf", str(tarball)])
-        done.touch()
+    if done.exists():
+        return root
+    with _cache_lock():
+        if not done.exists():
+            if not path.exists():
+                build(path)
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            run(["tar", "-C", str(root), "--numeric-owner", "-I", "zstd", "-xf", str(path)])
+            done.touch()
     return root
 
 
