@@ -81,9 +81,41 @@ def lib_name(arch: str) -> str:
     return "librknnmrt.so" if arch == "armhf-uclibc" else "librknnrt.so"
 
 
-def board_arch(arch: str, soc: str = "") -> str:
-    """The bundle architecture a board uses: armhf boards with an RV1103/RV1106 SoC run armhf-uclibc."""
-    return "armhf-uclibc" if arch in ("armhf", "armhf-uclibc") and soc in UCLIBC_SOCS else arch
+def board_arch(arch: str, soc: str = "", libc: str = "") -> str:
+    """The bundle architecture a board uses: an armhf board whose C library is uClibc runs armhf-uclibc; one
+    whose libc the probe could not tell does when its SoC is an RV1103/RV1106 (their Buildroot images)."""
+    if arch not in ("armhf", "armhf-uclibc"):
+        return arch
+    if libc == "uclibc" or (not libc and (arch == "armhf-uclibc" or soc in UCLIBC_SOCS)):
+        return "armhf-uclibc"
+    return "armhf"
+
+
+def libc_mismatch(arch: str, soc: str = "", libc: str = "") -> str:
+    """Why no file of a bundle fits this armhf board's C library and SoC ("" when files can fit)."""
+    key = board_arch(arch, soc, libc)
+    if key == "armhf" and soc in UCLIBC_SOCS:
+        return (f"this {soc} board runs {libc or 'a C library other than uClibc'}, and Rockchip builds the "
+                f"{soc} mini runtime (librknnmrt.so, bundle architecture armhf-uclibc) for uClibc only; the armhf "
+                "librknnrt.so is a glibc build for the RK3588/RK356x NPUs and would not drive this one. Use the "
+                "board vendor's uClibc (Buildroot) image, or a mini runtime its vendor built for this libc")
+    if key == "armhf-uclibc" and soc not in UCLIBC_SOCS:
+        return (f"this board runs uClibc, and Rockchip's armhf-uclibc files are the RV1103/RV1106 mini runtime "
+                f"(librknnmrt.so), not for {'SoC ' + soc if soc else 'a board whose SoC is unknown'}; the armhf "
+                "(glibc) files need glibc's loader, which this board lacks")
+    return ""
+
+
+def elf_libc(data: bytes) -> str:
+    """The C library an ELF program or library was built for, from the names it needs: "uclibc" (libc.so.0 /
+    ld-uClibc), "glibc" (libc.so.6), "" when neither (a script, a static file)."""
+    if not data.startswith(b"\x7fELF"):
+        return ""
+    if b"ld-uClibc.so" in data or b"\0libc.so.0\0" in data:
+        return "uclibc"
+    if b"\0libc.so.6\0" in data:
+        return "glibc"
+    return ""
 
 
 def _soc_label(socs: list[str]) -> str:
@@ -106,10 +138,11 @@ class Bundle:
     def wheelhouse(self) -> Path:
         return self.root / "wheelhouse"
 
-    def for_arch(self, arch: str, soc: str = "") -> list[BundleFile]:
-        """The files a board of `arch` (and SoC `soc`) gets: per destination, the build for its SoC family
-        when the bundle has one, else the one for any SoC; builds for other SoCs never."""
-        key = board_arch(arch, soc)
+    def for_arch(self, arch: str, soc: str = "", libc: str = "") -> list[BundleFile]:
+        """The files a board of `arch` (SoC `soc`, C library `libc`) gets: per destination, the build for its SoC
+        family when the bundle has one, else the one for any SoC; builds for other SoCs never; never a file of
+        the other C library (armhf-uclibc and armhf are separate architectures)."""
+        key = board_arch(arch, soc, libc)
         chosen: dict[str, BundleFile] = {}
         for f in self.files:
             if not (f.arch == key or (f.arch == "any" and key in GLIBC_ARCHES)):
@@ -121,11 +154,11 @@ class Bundle:
                 chosen[f.dest] = f
         return list(chosen.values())
 
-    def missing_runtime(self, arch: str, soc: str = "") -> str:
-        """Why a board of `arch`/`soc` cannot be provisioned from this bundle ("" when it can): what is
+    def missing_runtime(self, arch: str, soc: str = "", libc: str = "") -> str:
+        """Why a board of `arch`/`soc`/`libc` cannot be provisioned from this bundle ("" when it can): what is
         missing and how to add it."""
-        key = board_arch(arch, soc)
-        if any(f.role == "runtime" for f in self.for_arch(arch, soc)):
+        key = board_arch(arch, soc, libc)
+        if any(f.role == "runtime" for f in self.for_arch(arch, soc, libc)):
             return ""
         name = lib_name(key)
         fix = (f"import an SDK tree of {self.version} that has it, or add Rockchip's {name} of {self.version} "
@@ -382,6 +415,19 @@ def _read_version(role: str, path: Path):
     return v
 
 
+def _check_libc(arch: str, path: Path, what: str) -> None:
+    """A glibc build may not become an armhf-uclibc file, nor a uClibc build an aarch64/armhf one: the board's
+    loader would refuse it ("not found" for a program whose interpreter is missing)."""
+    with open(path, "rb") as f:
+        built_for = elf_libc(f.read())
+    want = "uclibc" if arch == "armhf-uclibc" else "glibc"
+    if built_for and built_for != want:
+        raise BundleError(f"{what}: a {built_for} build (it needs {'libc.so.0 / ld-uClibc' if built_for == 'uclibc' else 'libc.so.6'}), "
+                          f"but {arch} files must be {want} builds: "
+                          + ("use Rockchip's armhf-uclibc file for RV1103/RV1106 boards" if want == "uclibc"
+                             else "a uClibc build belongs to armhf-uclibc (RV1103/RV1106 boards)"))
+
+
 def parse_runtime_options(values) -> dict[str, Path]:
     """`--runtime aarch64=PATH` (repeatable or comma-separated) → {arch: path}."""
     out: dict[str, Path] = {}
@@ -432,6 +478,9 @@ def import_sdk(tree: Path, bundles_dir: Path, python_tags: list[str], log=print,
             log(f"bundle {release}: {arch}: --runtime {path} replaces the tree's {f.src.relative_to(tree)}")
         found = [f for f in found if f not in replaced]
         found.append(_Found("runtime", arch, (), path.resolve(), f"{arch}/{lib_name(arch)}", v.raw))
+    for f in found:
+        if f.role in ("runtime", "server"):
+            _check_libc(f.arch, f.src, f"{f.src}" if f.src.is_relative_to(tree) else f"--runtime {f.arch}={f.src}")
     sdk_wheels = [w for w in _lite2_wheels(tree) if same_release(_wheel_release(w), release)]
     if lite2_from is not None:
         lite2_from = lite2_from.expanduser().resolve()

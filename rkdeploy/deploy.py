@@ -190,7 +190,8 @@ _ACTIVATE = (_ENTER + """[ -f "versions/$sha12.rknn" ] || { echo "version $sha12
 """ + HELD_CHECK + _SWITCH)
 _RECEIVE = (_ENTER + f"""umask 022
 t="versions/.$sha12.rknn.part-$part"
-trap 'rm -f "$t"' EXIT
+rkl_trap='rm -f "$t"; '
+trap "$rkl_trap" EXIT
 cat > "$t" || {{ echo "writing the model on the board failed" >&2; exit {WRITE_FAILED_EXIT}; }}
 set -- $({HASH_FILE})
 [ "$1" = "$sha256" ] || {{ echo "the upload did not arrive intact (its sha256 differs)" >&2; exit {CORRUPT_EXIT}; }}
@@ -203,7 +204,8 @@ mkdir -p "$model_dir/$name/versions"
 """
 # As root (session.run_as_root), when the login user cannot make the model directory: made and given to the
 # login user (sudo's SUDO_UID/SUDO_GID; a root login owns it itself).
-_MAKE_MODEL_DIR = """install -d -o "${SUDO_UID:-$(id -u)}" -g "${SUDO_GID:-$(id -g)}" -m 0755 "$model_dir"
+# mkdir/chown/chmod, not `install -d -o -g -m`: busybox builds may have no install applet (Debian's has none).
+_MAKE_MODEL_DIR = """mkdir -p "$model_dir" && chown "${SUDO_UID:-$(id -u)}:${SUDO_GID:-$(id -g)}" "$model_dir" && chmod 0755 "$model_dir"
 """
 _PROBE_DONE = """[ "$RKD_CURRENT" = "versions/$rkd_sha12.rknn" ] && exit 0
 """

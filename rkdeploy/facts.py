@@ -7,6 +7,9 @@ from .socs import KNOWN_SOCS
 from .versions import ComponentVersion
 
 
+LIBCS = ("glibc", "uclibc", "musl")
+
+
 @dataclass
 class InstalledFile:
     path: str
@@ -28,6 +31,7 @@ class BoardFacts:
     arch: str = ""
     os: str = ""
     kernel: str = ""
+    libc: str = ""                       # "glibc", "uclibc", "musl" (by the program loader), "" when unknown
     hostname: str = ""
     user: str = ""
     user_groups: list[str] = field(default_factory=list)

@@ -51,31 +51,83 @@ class LockLost(RuntimeError):
     """The board's lock may have passed to another run: nothing irreversible may happen now."""
 
 
+# Boards without util-linux's flock (busybox: Debian's has no flock applet, others have one without -w/-E) get
+# the same lock made of directories (`rkl_flock` tells them apart: util-linux's flock takes `-E`). A lock is a
+# directory (`board.d`, `activate.d`) holding its holder's PID and the run's token, made complete under a
+# temporary name and renamed into place (so it never exists half-written); taken while a directory of that name
+# exists whose holder still runs (its /proc/PID/cmdline carries the token: a reused PID, or a reboot, leaves it
+# free). One whose holder is gone is renamed away (one breaker wins), checked again and removed. Kernel-held
+# flocks need none of this: a killed holder releases them by itself. docs/hardening.md "The board lock".
+DIR_LOCK = r"""rkl_flock() { flock -n -E 75 9 9< "$rkl_dir" > /dev/null 2>&1; }
+rkl_alive() {
+  rkl_p=; rkl_t=; { IFS= read -r rkl_p < "$1/pid" && IFS= read -r rkl_t < "$1/token"; } 2>/dev/null || return 1
+  [ -n "$rkl_t" ] && [ -r "/proc/$rkl_p/cmdline" ] || return 1
+  case "$(tr '\000' ' ' < "/proc/$rkl_p/cmdline" 2>/dev/null)" in *"$rkl_t"*) return 0;; esac
+  return 1
+}
+rkl_take() {
+  rkl_left=$2
+  while :; do
+    rkl_new="$1.new.$$"
+    rm -rf "$rkl_new"; mkdir "$rkl_new" && echo $$ > "$rkl_new/pid" && printf '%s\n' "$3" > "$rkl_new/token" || return 2
+    mv -T "$rkl_new" "$1" 2>/dev/null && return 0
+    rm -rf "$rkl_new"
+    if [ -d "$1" ] && ! rkl_alive "$1"; then
+      if mv -T "$1" "$1.stale.$$" 2>/dev/null; then
+        rkl_alive "$1.stale.$$" && mv -T "$1.stale.$$" "$1" 2>/dev/null
+        rm -rf "$1.stale.$$"
+      fi
+      continue
+    fi
+    [ "$rkl_left" = forever ] || { [ "$rkl_left" -gt 0 ] 2>/dev/null || return 1; rkl_left=$((rkl_left - 1)); }
+    sleep 1
+  done
+}
+"""
+
 # The holder: `flock` runs a shell that writes the run's token, says "locked" and reads beats; when they stop
 # (end of input, or none for rkl_timeout s) it takes `activate` (waiting for an activation under way to
-# finish), withdraws the token and exits, and only then does flock let the board lock go.
+# finish), withdraws the token and exits, and only then does flock let the board lock go. Without flock: the
+# same with DIR_LOCK's directories (board.d holds the token).
 _LOCK_BODY = r"""rkl_dir="$HOME/.cache/rkdeploy/lock"
 umask 077
 { [ -n "$HOME" ] && { [ -d "$rkl_dir" ] || mkdir -p "$rkl_dir"; } && [ -O "$rkl_dir" ] && chmod 700 "$rkl_dir"; } || {
   echo "cannot make the board lock's directory $rkl_dir (the login user's own, mode 0700)" >&2; exit 1; }
+""" + DIR_LOCK + r"""if rkl_flock; then
 exec flock -w "$rkl_wait" -E "$rkl_busy" "$rkl_dir/board.lock" sh -c '
 printf "%s\n" "$3" > "$1/holder"
 echo locked
 while [ -n "$(timeout "$2" head -n 1)" ]; do :; done
 exec flock "$1/activate" rm -f "$1/holder"' rkdeploy-lock "$rkl_dir" "$rkl_timeout" "$rkl_token"
+fi
+rkl_w=${rkl_wait%%.*}; [ "$rkl_w" = "$rkl_wait" ] || rkl_w=$((rkl_w + 1))
+rkl_take "$rkl_dir/board.d" "$rkl_w" "$rkl_token" || exit "$rkl_busy"
+echo locked
+while [ -n "$(timeout "$rkl_timeout" head -n 1)" ]; do :; done
+rkl_take "$rkl_dir/activate.d" forever "$rkl_token"
+rm -rf "$rkl_dir/board.d" "$rkl_dir/activate.d"
 """
 
 # For a script that renames under the board lock (with the parameter rkl_token, see held_params): from here to
-# the script's end, this run's holder cannot let the lock go; if it already has, exit LOCK_LOST_EXIT.
-HELD_CHECK = r"""rkl_dir="$HOME/.cache/rkdeploy/lock"
+# the script's end, this run's holder cannot let the lock go; if it already has, exit LOCK_LOST_EXIT. A script
+# with an EXIT trap of its own sets `rkl_trap` to its commands first (the directory lock releases `activate.d`
+# in that trap).
+HELD_CHECK = (r"""rkl_dir="$HOME/.cache/rkdeploy/lock"
 rkl_lost() { echo "the board lock was lost before this step (no heartbeat reached the board's holder for $rkl_timeout s: suspend or stop?): nothing was changed" >&2; exit %(lost)d; }
 [ -O "$rkl_dir" ] || rkl_lost
+""" + DIR_LOCK + r"""if rkl_flock; then
 exec 8>> "$rkl_dir/activate"
 flock 8 || rkl_lost
 rkl_holder=; { IFS= read -r rkl_holder < "$rkl_dir/holder"; } 2>/dev/null || :
 rkl_state=0; flock -n -E %(busy)d "$rkl_dir/board.lock" true || rkl_state=$?
 [ "$rkl_holder" = "$rkl_token" ] && [ "$rkl_state" = %(busy)d ] || rkl_lost
-""" % {"lost": LOCK_LOST_EXIT, "busy": BUSY_EXIT}
+else
+rkl_take "$rkl_dir/activate.d" forever "$rkl_token" || rkl_lost
+trap "${rkl_trap:-}"'rm -rf "$rkl_dir/activate.d"' EXIT
+rkl_holder=; { IFS= read -r rkl_holder < "$rkl_dir/board.d/token"; } 2>/dev/null || :
+[ "$rkl_holder" = "$rkl_token" ] && rkl_alive "$rkl_dir/board.d" || rkl_lost
+fi
+""").replace("%(lost)d", str(LOCK_LOST_EXIT)).replace("%(busy)d", str(BUSY_EXIT))
 
 
 def new_token() -> str:

@@ -10,7 +10,7 @@ import json
 import re
 import shlex
 
-from .facts import BoardFacts, InstalledFile, NpuNode
+from .facts import LIBCS, BoardFacts, InstalledFile, NpuNode
 from .session import ROOT_MODE_FUNCTION, ROOT_MODES
 from .versions import parse_driver, parse_lite2, parse_runtime, parse_server
 
@@ -18,7 +18,8 @@ RUNTIME_PATHS = ("/usr/lib/librknnrt.so", "/usr/lib64/librknnrt.so", "/usr/local
                  "/oem/usr/lib/librknnrt.so", "/oem/usr/lib/librknnmrt.so")
 SERVER_PATHS = ("/usr/bin/rknn_server", "/oem/usr/bin/rknn_server", "/usr/local/bin/rknn_server")
 # Files rkdeploy installs besides the runtime and server; hashed so a re-run uploads nothing.
-MANAGED_PATHS = ("/usr/bin/start_rknn.sh", "/usr/bin/restart_rknn.sh", "/usr/include/rknn_api.h",
+MANAGED_PATHS = ("/usr/bin/start_rknn.sh", "/usr/bin/restart_rknn.sh", "/oem/usr/bin/start_rknn.sh",
+                 "/oem/usr/bin/restart_rknn.sh", "/usr/include/rknn_api.h",
                  "/usr/include/rknn_matmul_api.h", "/usr/include/rknn_custom_op.h",
                  "/etc/systemd/system/rknn_server.service")
 DRIVER_FILES = ("/sys/kernel/debug/rknpu/version", "/sys/kernel/debug/rknpu/driver_version",
@@ -59,11 +60,15 @@ _VERSION_GREP = ("grep -a -o -E 'librknnm?rt version: [0-9][0-9A-Za-z.+_-]* \\([
                  "[0-9][0-9A-Za-z.+_-]* \\([^)[:cntrl:]]*\\)|[0-9]+\\.[0-9]+\\.[0-9]+[0-9a-z.]* "
                  "\\([0-9a-f]+ build[:@] ?[^)[:cntrl:]]*\\)'")
 # rkv FILE sets $v to the one version string FILE carries: the named server form where there is one, else the
-# first match; with builtins only after the one grep (every process counts on a slow board).
+# first match; with builtins only after the one grep (every process counts on a slow board). A grep without
+# `-a` (some busybox builds: busybox has no binary-file detection, so it needs none) exits 2 on the unknown
+# option: then the same grep again without it (exit 1, no match, costs nothing more).
 VERSION_FUNCTION = f"""nl='
 '
 rkv() {{
-  v=$({_VERSION_GREP} "$1" 2>/dev/null) || return 1
+  v=$({_VERSION_GREP} "$1" 2>/dev/null); rkv_rc=$?
+  [ $rkv_rc = 2 ] && {{ v=$({_VERSION_GREP.replace("grep -a ", "grep ")} "$1" 2>/dev/null); rkv_rc=$?; }}
+  [ $rkv_rc = 0 ] || return 1
   case "$v" in *"rknn_server version: "*) v="rknn_server version: ${{v#*"rknn_server version: "}}";; esac
   v=${{v%%"$nl"*}}
 }}
@@ -93,13 +98,30 @@ printf 'npu_driver=%s\\n' "$d"
 """
 
 
+# The PID of a process by exact name: pgrep where there is one, else pidof (Debian's busybox has no pgrep).
+PID_FUNCTION = """rkd_pid() {
+  if command -v pgrep > /dev/null 2>&1; then pgrep -x "$1" | head -n 1
+  else set -- $(pidof "$1" 2>/dev/null); echo "${1:-}"; fi
+}
+"""
+# The C library, by its program loader: uClibc (RV1103/RV1106 Buildroot images), musl, else glibc.
+LIBC_PART = """rkd_libc=
+for f in /lib/ld-uClibc.so.0 /lib/ld-uClibc.so.1; do [ -e "$f" ] && { rkd_libc=uclibc; break; }; done
+[ -n "$rkd_libc" ] || for f in /lib/ld-musl-*.so.1; do [ -e "$f" ] && { rkd_libc=musl; break; }; done
+[ -n "$rkd_libc" ] || for f in /lib/ld-linux*.so.* /lib64/ld-linux*.so.* /lib/*-linux-gnu*/ld-linux*.so.*; do
+  [ -e "$f" ] && { rkd_libc=glibc; break; }
+done
+p libc "$rkd_libc"
+"""
+
+
 def _system_section(python: str, extra_paths: tuple[str, ...]) -> str:
     files = " ".join(shlex.quote(p) for p in (*RUNTIME_PATHS, *SERVER_PATHS, *MANAGED_PATHS, *extra_paths))
-    return f"""{VERSION_FUNCTION}{ROOT_MODE_FUNCTION}rkd_root_part={shlex.quote(_ROOT_PART)}
+    return f"""{VERSION_FUNCTION}{ROOT_MODE_FUNCTION}{PID_FUNCTION}rkd_root_part={shlex.quote(_ROOT_PART)}
 p uname "$(uname -m -r -n)"
 p id "$(id)"
 if [ -r /etc/os-release ]; then p os "$(. /etc/os-release; echo "$PRETTY_NAME")"; fi
-rkd_root_mode
+{LIBC_PART}rkd_root_mode
 p root_mode "$rkd_mode"
 # Everything that needs root in one privileged call (sudo costs a process tree each time), run the way
 # session.run_as_root runs root scripts: sh -c as root, else sudo -n. A password (sudo-password) is given to
@@ -127,13 +149,13 @@ for f in {files}; do
   rkv "$f" || v=""
   p file "$f|$(stat -c %s "$f")|$(sha256sum < "$f" | cut -d ' ' -f 1)|$magic|$v"
 done
-spid=$(pgrep -x rknn_server | head -n 1)
+spid=$(rkd_pid rknn_server)
 p server_pid "$spid"
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] && systemctl cat rknn_server.service >/dev/null 2>&1; then
   p server_unit yes
   [ "$(systemctl is-active rknn_server.service 2>/dev/null)" = active ] && p server_manager systemd
 fi
-pgrep -x start_rknn.sh >/dev/null 2>&1 && p server_manager start_rknn.sh
+[ -n "$(rkd_pid start_rknn.sh)" ] && p server_manager start_rknn.sh
 [ -d /run/systemd/system ] && p systemd yes
 py=$(command -v {shlex.quote(python)} 2>/dev/null)
 lite2=""; pip=""
@@ -239,6 +261,8 @@ def parse_probe(output: str | bytes, *, link_lost: bool = False) -> BoardFacts:
             seen_end = True
         elif key in ("os", "model", "python", "python_tag", "pip", "sudo"):
             setattr(facts, key, value)
+        elif key == "libc":
+            facts.libc = value if value in LIBCS else ""
         elif key == "root_mode":
             facts.root_mode = value if value in ROOT_MODES else ""
         elif key == "root_password":

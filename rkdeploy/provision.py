@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from .bundle import Bundle, BundleFile
+from .bundle import Bundle, BundleFile, board_arch, libc_mismatch
 from .gather import gather_facts
 from .facts import BoardFacts
 from .fleet import CHANGED, FAILED, OK, BoardResult
@@ -25,6 +25,7 @@ from .lock import BoardLock
 from .remote import script
 from .session import root_advice
 from .policy import ERROR, SUPPORTED_ARCHES, Target, evaluate
+from .probe import PID_FUNCTION
 from .versions import same_release
 
 BACKUP_DIR = "/var/lib/rkdeploy/previous"
@@ -54,6 +55,7 @@ class ProvisionPlan:
     steps: list[Step] = field(default_factory=list)
     refused: str = ""
     notes: list[str] = field(default_factory=list)
+    server_dir: str = "/usr/bin"   # where the bundle puts rknn_server and its scripts (/oem/usr/bin on armhf-uclibc)
 
     @property
     def bytes(self) -> int:
@@ -61,6 +63,7 @@ class ProvisionPlan:
 
     def to_dict(self) -> dict:
         return {"board": self.board, "bundle": self.bundle, "arch": self.arch, "refused": self.refused or None,
+                "server_dir": self.server_dir,
                 "steps": [s.to_dict() for s in self.steps], "notes": self.notes, "bytes": self.bytes}
 
 
@@ -84,9 +87,13 @@ def plan_provision(name: str, facts: BoardFacts, bundle: Bundle, persist: bool =
     if arch is None:
         plan.refused = f"architecture {facts.arch or 'unknown'}: Rockchip ships aarch64 and armhf only"
         return plan
-    plan.arch = arch
-    files = bundle.for_arch(arch, facts.soc)      # the board's SoC family's build where the bundle has several
-    missing = bundle.missing_runtime(arch, facts.soc)
+    plan.arch = board_arch(arch, facts.soc, facts.libc)    # armhf-uclibc for a uClibc (RV1103/RV1106) board
+    mismatch = libc_mismatch(arch, facts.soc, facts.libc)
+    if mismatch:
+        plan.refused = mismatch
+        return plan
+    files = bundle.for_arch(arch, facts.soc, facts.libc)   # the SoC family's build where the bundle has several
+    missing = bundle.missing_runtime(arch, facts.soc, facts.libc)
     if missing:
         plan.refused = missing
         return plan
@@ -99,6 +106,8 @@ def plan_provision(name: str, facts: BoardFacts, bundle: Bundle, persist: bool =
         if facts.files.get(f.dest) != f.sha256:
             plan.steps.append(Step("file", f"{f.dest} ({f.role})", file=f))
             changed_binary |= f.role in ("runtime", "server")
+        if f.role == "server":
+            plan.server_dir = f.dest.rsplit("/", 1)[0]
     _plan_lite2(plan, facts, bundle)
     if facts.server_manager == "systemd" or facts.server_unit:
         manager = "systemd"
@@ -117,7 +126,8 @@ def plan_provision(name: str, facts: BoardFacts, bundle: Bundle, persist: bool =
 
 def _plan_lite2(plan: ProvisionPlan, facts: BoardFacts, bundle: Bundle) -> None:
     if plan.arch != "aarch64":
-        plan.notes.append("lite2 exists for aarch64 only: skipped")
+        plan.notes.append("lite2 skipped: " + ("" if facts.python else "no Python on this board, and ")
+                          + "Rockchip publishes lite2 for aarch64 only")
         return
     if facts.lite2 and same_release(facts.lite2.release, bundle.version):
         return
@@ -220,23 +230,33 @@ def persist_script() -> str:
     return script(_PERSIST, unit=UNIT)
 
 
-_SERVER_START_RKNN = """if [ -x /usr/bin/restart_rknn.sh ]; then setsid /usr/bin/restart_rknn.sh > /dev/null 2>&1 < /dev/null
-else killall rknn_server > /dev/null 2>&1; setsid /usr/bin/start_rknn.sh > /dev/null 2>&1 < /dev/null & fi
-for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -x rknn_server > /dev/null && exit 0; sleep 1; done
+# Rockchip's scripts find each other and rknn_server on PATH (restart_rknn.sh runs `start_rknn.sh &`, which
+# runs `rknn_server`): their folder goes first on it, /oem/usr/bin on RV1103/RV1106 boards; a server there
+# finds the mini runtime in /oem/usr/lib. pgrep where the board has it, else pidof (PID_FUNCTION).
+_SERVER_START_RKNN = PID_FUNCTION + """PATH="$bindir:$PATH"; export PATH
+case "$bindir" in /oem/*) LD_LIBRARY_PATH="/oem/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; export LD_LIBRARY_PATH;; esac
+if [ -x "$bindir/restart_rknn.sh" ]; then setsid "$bindir/restart_rknn.sh" > /dev/null 2>&1 < /dev/null
+else killall rknn_server > /dev/null 2>&1; setsid "$bindir/start_rknn.sh" > /dev/null 2>&1 < /dev/null & fi
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -n "$(rkd_pid rknn_server)" ] && exit 0; sleep 1; done
 echo 'rknn_server did not start' >&2; exit 6
 """
 _SERVER_STOP = {
     "systemd": "systemctl stop rknn_server.service\n",
-    "start_rknn.sh": "killall start_rknn.sh > /dev/null 2>&1; killall rknn_server > /dev/null 2>&1\n"
-                     "for i in 1 2 3 4 5; do pgrep -x rknn_server > /dev/null || exit 0; sleep 1; done; exit 6\n",
+    "start_rknn.sh": PID_FUNCTION + "killall start_rknn.sh > /dev/null 2>&1; killall rknn_server > /dev/null 2>&1\n"
+                     "for i in 1 2 3 4 5; do [ -n \"$(rkd_pid rknn_server)\" ] || exit 0; sleep 1; done; exit 6\n",
 }
 
 
-def server_script(manager: str) -> str:
+def server_dir_of(facts: BoardFacts) -> str:
+    """The folder of the board's rknn_server (and Rockchip's scripts beside it): /usr/bin unless it is elsewhere."""
+    return facts.server.path.rsplit("/", 1)[0] if facts.server and "/" in facts.server.path else "/usr/bin"
+
+
+def server_script(manager: str, bindir: str = "/usr/bin") -> str:
     """Restart rknn_server the board's way, detached from this SSH session."""
     if manager == "systemd":
         return script("systemctl restart rknn_server.service\n")
-    return script(_SERVER_START_RKNN)
+    return script(_SERVER_START_RKNN, bindir=bindir)
 
 
 def server_stop_script(manager: str) -> str:
@@ -266,7 +286,7 @@ def apply_plan(session: BoardSession, plan: ProvisionPlan, bundle: Bundle, facts
     for step in plan.steps:
         if step.kind == "server":
             manager = "systemd" if "systemd" in step.what else "start_rknn.sh"
-            result = session.run_as_root(server_script(manager))
+            result = session.run_as_root(server_script(manager, plan.server_dir))
             if result.return_code != 0:
                 raise ProvisionError(f"rknn_server: {result.stderr.strip()}")
 
@@ -344,7 +364,7 @@ def rollback_job(*, lock_wait: float):
             facts = gather_facts(session)
             manager = "systemd" if facts.server_unit else "start_rknn.sh"
             if facts.server:
-                restart = session.run_as_root(server_script(manager))
+                restart = session.run_as_root(server_script(manager, server_dir_of(facts)))
                 if restart.return_code != 0:
                     raise ProvisionError(f"rknn_server: {restart.stderr.strip()}")
             facts = gather_facts(session)
@@ -370,7 +390,7 @@ def server_job(action: str, *, lock_wait: float):
         if action == "stop" and not facts.server_running:
             return BoardResult(session.board.name, OK, data=state)
         with BoardLock(session, lock_wait):
-            body = server_stop_script(manager) if action == "stop" else server_script(manager)
+            body = server_stop_script(manager) if action == "stop" else server_script(manager, server_dir_of(facts))
             result = session.run_as_root(body)
             if result.return_code != 0:
                 raise ProvisionError(f"rknn_server {action} failed: {result.stderr.strip()}")

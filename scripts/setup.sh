@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   openssh-server openssh-client          # boards' sshd (native variant) and the ssh client
-  qemu-user-static binfmt-support        # aarch64 userlands
+  qemu-user-static binfmt-support        # aarch64 and (RV1106 profile) 32-bit arm userlands
   debootstrap                            # the boards' Debian arm64 root filesystem
-  gcc gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf   # stand-in librknnrt.so / rknn_server
+  gcc gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf   # stand-in librknnrt.so / rknn_server / uClibc loader
+  dpkg apt                                # the RV1106 rootfs: armhf busybox-static + dropbear-bin via apt-get download, dpkg-deb -x
   iproute2 iptables psmisc procps util-linux zstd     # namespaces, faults, teardown
   openssl bsdutils                        # lab password hashes; `script` for terminal tests
   python3-venv

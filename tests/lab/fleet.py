@@ -12,6 +12,7 @@ boards for scale benchmarks.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -19,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -26,14 +28,17 @@ from pathlib import Path
 
 import yaml
 
-from . import rootfs, sdk
+from . import rootfs, rootfs_buildroot, sdk
 from .host import CACHE_DIR, LabError, require_root, run
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILES = ["rk3588-fresh", "rk3588-field", "rk3588-mismatch", "rk3568-fresh"]
 LAB_ROOT = Path(os.environ.get("RKDEPLOY_LAB_DIR", "/var/lib/rkdeploy-lab"))
-BINFMT_NAME = "rkdeploy-lab-aarch64"
+BINFMT_NAMES = {"aarch64": "rkdeploy-lab-aarch64", "arm": "rkdeploy-lab-arm"}
 BOARD_FS_SIZE = "768m"
+# A profile's `rootfs:` names its root filesystem: Debian bookworm arm64 (the default) or the busybox armhf
+# userland of RV1103/RV1106 boards (rootfs_buildroot.py).
+ROOTFS = {"debian-arm64": rootfs, "buildroot-armhf": rootfs_buildroot}
 
 
 def load_profile(name: str) -> dict:
@@ -134,11 +139,19 @@ class Lab:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.key.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"rkdeploy-lab-{self.name}", "-f", str(self.key)])
-        lower = None if native else rootfs.ensure_unpacked()
+        kinds = {p.get("rootfs", "debian-arm64") for p in loaded}
+        unknown = kinds - set(ROOTFS)
+        if unknown:
+            raise LabError(f"unknown rootfs {', '.join(sorted(unknown))} in a profile (known: {', '.join(ROOTFS)})")
+        lowers = {} if native else {kind: ROOTFS[kind].ensure_unpacked() for kind in kinds}
         reaper = _reaper_binary()
         if not native:
-            rootfs.ensure_binfmt()
-            _register_setuid_binfmt()
+            for kind in kinds:
+                ROOTFS[kind].ensure_binfmt()
+            if "debian-arm64" in kinds:
+                _register_setuid_binfmt("aarch64")
+            if "buildroot-armhf" in kinds:
+                _register_setuid_binfmt("arm")
         fleet: list[Board] = []
         try:
             self._bridge_up()
@@ -148,7 +161,8 @@ class Lab:
                                    dir=str(self.dir / "boards" / f"box{i}"), native=native))
             self._save(fleet)  # before anything runs, so a crash mid-way can still be torn down
             with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda bp: self._prepare(bp[0], bp[1], lower), zip(fleet, loaded)))
+                list(pool.map(lambda bp: self._prepare(bp[0], bp[1], lowers.get(bp[1].get("rootfs", "debian-arm64"))),
+                              zip(fleet, loaded)))
             for board in fleet:
                 board.pid = self._start(board, reaper)
                 self._save(fleet)
@@ -212,7 +226,7 @@ class Lab:
             "defaults": {"user": "rock", "port": 22, "key": str(self.key)},
             "boards": boards,
         }
-        kind = "native x86 sshd" if any(b.native for b in fleet) else "emulated aarch64"
+        kind = "native x86 sshd" if any(b.native for b in fleet) else "emulated"
         header = (f"# Written by `inv lab.up` for lab {self.name!r}: {len(fleet)} {kind} boards.\n"
                   "# Use it as any inventory: inv check --all --inventory THIS_FILE\n")
         self.inventory.write_text(header + yaml.safe_dump(doc, sort_keys=False))
@@ -292,14 +306,16 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
     seed = board.path / "seed"
     (board.path / "merged").mkdir()
     (board.path / "seed-fs").mkdir()
-    uid, gid = _user_ids(lower, "rock")
-    ssh_dir = seed / "home/rock/.ssh"
-    ssh_dir.mkdir(parents=True)
-    shutil.copy(client_pub, ssh_dir / "authorized_keys")
-    for p in (seed / "home/rock", ssh_dir, ssh_dir / "authorized_keys"):
-        os.chown(p, uid, gid)
-    (seed / "home/rock").chmod(0o755)
-    ssh_dir.chmod(0o700)
+    buildroot = profile.get("rootfs") == "buildroot-armhf"
+    if not buildroot:                   # the busybox rootfs has root only
+        uid, gid = _user_ids(lower, "rock")
+        ssh_dir = seed / "home/rock/.ssh"
+        ssh_dir.mkdir(parents=True)
+        shutil.copy(client_pub, ssh_dir / "authorized_keys")
+        for p in (seed / "home/rock", ssh_dir, ssh_dir / "authorized_keys"):
+            os.chown(p, uid, gid)
+        (seed / "home/rock").chmod(0o755)
+        ssh_dir.chmod(0o700)
     (seed / "etc/ssh").mkdir(parents=True)
     for suffix in ("", ".pub"):
         shutil.copy(board.path / f"ssh_host_ed25519_key{suffix}", seed / f"etc/ssh/ssh_host_ed25519_key{suffix}")
@@ -313,8 +329,10 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
         _without_sudo_rights(seed, lower)
     if profile.get("login_user", "rock") == "root":
         _allow_root_login(seed, client_pub)
+    if profile.get("libc") == "uclibc":
+        _uclibc_standin(seed)
     lab_etc = seed / "etc/rkdeploy-lab"
-    lab_etc.mkdir(parents=True)
+    lab_etc.mkdir(parents=True, exist_ok=True)
     (lab_etc / "profile").write_text(profile["name"] + "\n")
     autostart = profile.get("server_running") and profile["installed"].get("server")
     adbd = profile.get("adbd", True)
@@ -329,11 +347,16 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
                   f"--product-name {soc}_lab --product-device {soc}_lab "
                   "--map-path /proc/device-tree=/sys/firmware/devicetree/base "
                   "> /var/log/adbd-lab.console 2>&1 < /dev/null &\necho $! > /run/adbd-lab.pid\n")
+    # dropbear (the busybox boards' SSH server) takes the board's OpenSSH host key converted to its own format.
+    ssh_server = ("mkdir -p /etc/dropbear\n/usr/lib/dropbear/dropbearconvert openssh dropbear "
+                  "/etc/ssh/ssh_host_ed25519_key /etc/dropbear/dropbear_ed25519_host_key > /dev/null 2>&1\n"
+                  "echo $$ > /run/lab-sshd.pid\nexec /usr/sbin/dropbear -F -E -s -r /etc/dropbear/dropbear_ed25519_host_key -p 22\n"
+                  if buildroot else "echo $$ > /run/lab-sshd.pid\nexec /usr/sbin/sshd -D -e\n")
     (lab_etc / "boot.sh").write_text(
-        "#!/bin/sh\n# Board boot (lab): what the vendor image's init would start, then sshd.\n"
+        "#!/bin/sh\n# Board boot (lab): what the vendor image's init would start, then the SSH server.\n"
         + ("setsid /usr/bin/start_rknn.sh > /var/log/rknn_server.log 2>&1 < /dev/null &\n" if autostart else "")
         + (adbd_start if adbd else "")
-        + "echo $$ > /run/lab-sshd.pid\nexec /usr/sbin/sshd -D -e\n")
+        + ssh_server)
     # Identity a probe reads: /sys/firmware/devicetree/base (= /proc/device-tree on a real board)
     # and the root-only debugfs file of the NPU driver.
     dt = board.path / "firmware/devicetree/base"
@@ -446,6 +469,42 @@ exec /usr/sbin/sshd -D -e -f $B/sshd_config
 """)
 
 
+def _uclibc_standin(seed: Path) -> None:
+    """Profile `libc: uclibc`: the LABELLED STAND-IN /lib/ld-uClibc.so.0 (standins/uclibc_loader.c). Debian has
+    no uClibc; with this file the board is a uClibc board to anything that looks (the probe, provision's choice
+    of the armhf-uclibc files), and a uClibc program started on it (Rockchip's rknn_server) is replaced by the
+    program of its name in /etc/rkdeploy-lab/uclibc/ (standins/uclibc_rknn_server.c), or refused with a
+    message saying it cannot run in the lab."""
+    loader, server = _uclibc_standin_binaries()
+    (seed / "lib").mkdir(parents=True, exist_ok=True)
+    shutil.copy(loader, seed / "lib/ld-uClibc.so.0")
+    (seed / "lib/ld-uClibc.so.0").chmod(0o755)
+    folder = seed / "etc/rkdeploy-lab/uclibc"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(server, folder / "rknn_server")
+    (folder / "rknn_server").chmod(0o755)
+
+
+def _uclibc_standin_binaries() -> tuple[Path, Path]:
+    standins = Path(__file__).parent / "standins"
+    sources = [standins / "uclibc_loader.c", standins / "uclibc_rknn_server.c"]
+    tag = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:10]
+    out = CACHE_DIR / "bin" / f"uclibc-standin-{tag}"
+    loader, server = out / "ld-uClibc.so.0", out / "rknn_server"
+    if not (loader.exists() and server.exists()):
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        # No libc, linked away from 0x10000 where the uClibc program itself is mapped.
+        run(["arm-linux-gnueabihf-gcc", "-O1", "-fno-builtin", "-fno-stack-protector", "-ffreestanding", "-nostdlib",
+             "-static", "-marm", "-Wl,-Ttext-segment=0x60000000", "-o", str(tmp / "ld-uClibc.so.0"), str(sources[0])])
+        run(["arm-linux-gnueabihf-gcc", "-O2", "-static", "-s", "-o", str(tmp / "rknn_server"), str(sources[1])])
+        try:
+            tmp.rename(out)
+        except OSError:               # another thread was first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return loader, server
+
+
 def _without_sudo_rights(seed: Path, lower: Path) -> None:
     """Profile `sudo_rights: false`: rock is in no sudoers rule (not in group sudo, no sudoers.d/rock)."""
     (seed / "etc/sudoers.d").mkdir(parents=True, exist_ok=True)
@@ -532,27 +591,31 @@ def _reaper_binary() -> Path:
     return out
 
 
-def _register_setuid_binfmt() -> None:
-    """A second qemu-aarch64 entry with the credentials flag, so sudo works on the boards.
+def _register_setuid_binfmt(arch: str = "aarch64") -> None:
+    """A second qemu entry with the credentials flag (`C`, which implies `O`: qemu gets the binary as an open
+    file), newest entry wins, removed when the last lab goes down.
 
-    Debian registers qemu without `C`, and setuid programs then run unprivileged.
-    The newest entry wins, and ours is removed when the last lab goes down.
+    aarch64: Debian registers qemu without `C`, and setuid programs (sudo) then run unprivileged.
+    arm: without `O` a program that re-executes itself through a close-on-exec descriptor (`fexecve`, as
+    dropbear does for every connection) dies in the exec: the kernel cannot hand qemu that path.
     """
     misc = Path("/proc/sys/fs/binfmt_misc")
-    if (misc / BINFMT_NAME).exists():
+    name = BINFMT_NAMES[arch]
+    if (misc / name).exists():
         return
-    info = (misc / "qemu-aarch64").read_text()
+    info = (misc / f"qemu-{arch}").read_text()
     fields = dict(line.split(" ", 1) for line in info.splitlines() if " " in line)
     magic, mask = fields["magic"], fields["mask"]
     interpreter = fields["interpreter"]
     hexesc = lambda h: "".join(f"\\x{h[i:i + 2]}" for i in range(0, len(h), 2))  # noqa: E731
-    (misc / "register").write_text(f":{BINFMT_NAME}:M::{hexesc(magic)}:{hexesc(mask)}:{interpreter}:POCF")
+    (misc / "register").write_text(f":{name}:M::{hexesc(magic)}:{hexesc(mask)}:{interpreter}:POCF")
 
 
 def _unregister_setuid_binfmt() -> None:
-    entry = Path("/proc/sys/fs/binfmt_misc") / BINFMT_NAME
-    if entry.exists():
-        entry.write_text("-1")
+    for name in BINFMT_NAMES.values():
+        entry = Path("/proc/sys/fs/binfmt_misc") / name
+        if entry.exists():
+            entry.write_text("-1")
 
 
 def _is_ours(pid: int, board: Board) -> bool:

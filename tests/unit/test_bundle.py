@@ -210,3 +210,34 @@ def test_a_manifest_that_is_not_yaml_or_not_a_mapping_is_a_bundle_error(tmp_path
             load_bundle(tmp_path, "2.3.2")
     with pytest.raises(BundleError, match="not a bundle version"):
         load_bundle(tmp_path, "../etc")
+
+
+def board_with_libc(soc, arch, libc):
+    return parse_probe(f"uname=b 6.1 {arch}\nlibc={libc}\ncompatible=vendor,board rockchip,{soc}\nsudo=root\nend=ok\n")
+
+
+def test_the_boards_c_library_picks_armhf_or_armhf_uclibc_and_a_mismatch_is_refused_with_the_reason(tmp_path):
+    import_sdk(rknpu2_tree(tmp_path / "rknpu2"), tmp_path / "bundles", python_tags=[], log=lambda m: None)
+    loaded = load_bundle(tmp_path / "bundles", "1.5.2")
+    uclibc = plan_provision("cam", board_with_libc("rv1103", "armv7l", "uclibc"), loaded)
+    assert uclibc.arch == "armhf-uclibc" and uclibc.server_dir == "/oem/usr/bin" and not uclibc.refused
+    assert all(s.file.arch == "armhf-uclibc" for s in uclibc.steps if s.file)
+    assert any("no Python on this board" in n for n in uclibc.notes)
+    glibc_rv = plan_provision("cam", board_with_libc("rv1106", "armv7l", "glibc"), loaded)
+    assert "runs glibc" in glibc_rv.refused and "for uClibc only" in glibc_rv.refused and not glibc_rv.steps
+    uclibc_rk = plan_provision("odd", board_with_libc("rk3588", "armv7l", "uclibc"), loaded)
+    assert "runs uClibc" in uclibc_rk.refused and "not for SoC rk3588" in uclibc_rk.refused
+    glibc_rk = plan_provision("rk", board_with_libc("rk3588", "armv7l", "glibc"), loaded)
+    assert glibc_rk.arch == "armhf" and glibc_rk.server_dir == "/usr/bin"
+    assert {s.file.arch for s in glibc_rk.steps if s.file} <= {"armhf", "any"}
+
+
+def test_elf_libc_tells_uclibc_from_glibc_builds_and_import_refuses_the_wrong_one(tmp_path):
+    from rkdeploy.bundle import elf_libc
+    assert elf_libc(b"\x7fELF..\0libc.so.0\0..") == "uclibc" and elf_libc(b"\x7fELF /lib/ld-uClibc.so.0\0") == "uclibc"
+    assert elf_libc(b"\x7fELF..\0libc.so.6\0..") == "glibc" and elf_libc(b"#!/bin/sh\nlibc.so.6") == ""
+    tree = fake_tree(tmp_path / "sdk")
+    glibc = tmp_path / "librknnmrt.so"
+    glibc.write_bytes(b"\x7fELF\0libc.so.6\0librknnmrt version: 2.3.2 (429f97ae6b@2025-04-09T09:11:49)\0")
+    with pytest.raises(BundleError, match="a glibc build .* armhf-uclibc files must be uclibc builds"):
+        import_sdk(tree, tmp_path / "bundles", python_tags=[], log=lambda m: None, runtimes={"armhf-uclibc": glibc})

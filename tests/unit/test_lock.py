@@ -1,6 +1,7 @@
 """The board lock, run here: its command by the local /bin/sh with the real `flock` in a temporary HOME (short
-timeouts passed as parameters; states polled with deadlines derived from them), and BoardLock's own view of
-whether it still holds the lock, with an injected clock."""
+timeouts passed as parameters; states polled with deadlines derived from them), and again with no `flock` on
+PATH (busybox boards: the directory lock, lock.DIR_LOCK), and BoardLock's own view of whether it still holds
+the lock, with an injected clock."""
 import io
 import os
 import select
@@ -57,8 +58,26 @@ class Holder:
                 f.close()
 
 
+_PATH: list[str] = []       # set by the `kind` fixture: a PATH without flock for the directory lock
+
+
 def env(home: Path) -> dict:
-    return dict(os.environ, HOME=str(home))
+    return dict(os.environ, HOME=str(home), **({"PATH": _PATH[0]} if _PATH else {}))
+
+
+@pytest.fixture(autouse=True, params=["flock", "dir"])
+def kind(request, tmp_path_factory):
+    """Every lock test twice: with util-linux's flock, and on a PATH that has every tool of this machine but
+    flock (as on a busybox board without it)."""
+    if request.param == "dir":
+        tools = tmp_path_factory.mktemp("no-flock-bin")
+        for folder in ("/usr/local/bin", "/usr/bin", "/bin"):
+            for tool in Path(folder).iterdir() if Path(folder).is_dir() else ():
+                if tool.name != "flock" and not (tools / tool.name).exists():
+                    os.symlink(tool, tools / tool.name)
+        _PATH.append(str(tools))
+    yield request.param
+    _PATH.clear()
 
 
 @pytest.fixture
@@ -96,12 +115,32 @@ def held_check(home: Path, token: str, then: str = "echo renamed\n", **kw) -> su
                           env=env(home), capture_output=True, text=True, timeout=SLACK + 10, **kw)
 
 
-def test_the_lock_lives_in_a_directory_only_the_login_user_can_open(tmp_path, holders):
+def test_the_lock_lives_in_a_directory_only_the_login_user_can_open(tmp_path, holders, kind):
     h = take(holders)
     lock_dir = tmp_path / ".cache/rkdeploy/lock"
     assert stat.S_IMODE(lock_dir.stat().st_mode) == 0o700
-    assert (lock_dir / "holder").read_text() == h.token + "\n"
-    assert stat.S_IMODE((lock_dir / "board.lock").stat().st_mode) & 0o077 == 0
+    if kind == "flock":
+        assert (lock_dir / "holder").read_text() == h.token + "\n"
+        assert stat.S_IMODE((lock_dir / "board.lock").stat().st_mode) & 0o077 == 0
+    else:
+        assert (lock_dir / "board.d/token").read_text() == h.token + "\n"
+        assert (lock_dir / "board.d/pid").read_text().strip() == str(h.proc.pid)
+        assert stat.S_IMODE((lock_dir / "board.d").stat().st_mode) & 0o077 == 0
+
+
+def test_a_directory_lock_whose_holder_is_gone_is_taken_over(tmp_path, holders, kind):
+    """Killed with SIGKILL (or a board rebooted): no kernel releases a directory; its holder's PID is gone (or
+    runs something else: its command line lacks the token), so the next run takes it at once."""
+    if kind == "flock":
+        pytest.skip("a flock is released by the kernel")
+    first = take(holders)
+    first.proc.kill()
+    first.proc.wait()
+    assert (tmp_path / ".cache/rkdeploy/lock/board.d").is_dir()
+    take(holders, wait=0)
+    pid_file = tmp_path / ".cache/rkdeploy/lock/board.d/pid"
+    pid_file.write_text(f"{os.getpid()}\n")                  # a live PID that is not a holder of this token
+    take(holders, wait=0)
 
 
 def test_a_lock_directory_with_loose_permissions_is_tightened(tmp_path, holders):
@@ -117,7 +156,7 @@ def test_a_second_taker_waits_then_gets_the_busy_exit_code(holders):
     second = holders(wait=1)
     assert second.first_line() == ""
     assert second.ended(SLACK) == BUSY_EXIT
-    assert time.monotonic() - second.started >= 0.9              # it did wait (flock -w 1) before giving up
+    assert time.monotonic() - second.started >= 0.9              # it did wait (flock -w 1, or 1 s of tries)
 
 
 def test_end_of_input_releases_the_lock_at_once(holders):

@@ -223,3 +223,19 @@ def test_a_model_directory_or_link_target_with_a_newline_cannot_forge_probe_line
                          capture_output=True, text=True, timeout=60).stdout
     facts = parse_probe(out)
     assert facts.models_current == {"good": "versions/aaaaaaaaaaaa.rknn"}
+
+
+def test_the_libc_is_a_fact_and_an_unknown_value_is_dropped():
+    from rkdeploy.probe import parse_probe as parse
+    assert parse("libc=uclibc\nend=ok\n").libc == "uclibc"
+    assert parse("libc=glibc\nend=ok\n").libc == "glibc"
+    assert parse("libc=$(reboot)\nend=ok\n").libc == ""
+
+
+def test_the_probe_finds_processes_without_pgrep_and_reads_the_libc_by_its_loader(tmp_path):
+    """On a PATH without pgrep (busybox boards), rkd_pid falls back to pidof; the loader decides the libc."""
+    import subprocess
+    from rkdeploy.probe import LIBC_PART, PID_FUNCTION
+    out = subprocess.run(["/bin/sh", "-c", "p() { printf '%s=%s\\n' \"$1\" \"$2\"; }\n" + PID_FUNCTION + LIBC_PART
+                          + "p self \"$(rkd_pid sh)\"\n"], capture_output=True, text=True, timeout=30)
+    assert "libc=glibc" in out.stdout and out.stdout.split("self=")[1].strip().isdigit(), out

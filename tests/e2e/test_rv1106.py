@@ -1,0 +1,132 @@
+"""An RV1106 camera board (profile rv1106-luckfox: busybox ash, dropbear, root login without sudo, no Python,
+32-bit ARM, uClibc, /oem/usr) from fresh to provisioned from Rockchip's own 1.6.0 tree (its armhf-uclibc mini
+runtime librknnmrt.so and rknn_server, installed under /oem/usr byte for byte) to a deployed rv1106 model
+(format 4100), listed and rolled back, with the same commands as the Debian boards.
+
+Real: busybox's applets and dropbear (Debian's armhf builds), Rockchip's librknnmrt.so and rknn_server files
+and their version strings. Stand-ins (labelled): the uClibc loader (Debian has no uClibc) and the process
+that runs in place of Rockchip's uClibc rknn_server, the NPU, its driver file and device node."""
+import json
+import os
+
+import pytest
+
+from rkdeploy.bundle import sha256_of
+from tests import rockchip_files
+from tests.e2e.conftest import need_lab, rkdeploy_in
+from tests.lab import modelgen
+from tests.lab.fleet import Lab
+
+pytestmark = pytest.mark.lab
+
+TREE = "rknn-toolkit2-v1.6.0"
+UCLIBC = "rknpu2/runtime/Linux/{what}/armhf-uclibc"
+MRT_160 = "librknnmrt version: 1.6.0 (9a7b5d24c@2023-12-13T17:33:10)"
+SERVER_160 = "rknn_server version: 1.6.0 (535b468 build@2023-12-11T17:05:28)"
+
+
+@pytest.fixture(scope="module")
+def rv(tmp_path_factory):
+    """One RV1106 board of its own, and a work dir with bundle 1.6.0 imported from Rockchip's tree."""
+    need_lab()
+    tree = rockchip_files.need(rockchip_files.sdk_tree(TREE))
+    rockchip_files.need(tree / UCLIBC.format(what="librknn_api") / "librknnmrt.so", "armhf-uclibc librknnmrt.so 1.6.0")
+    work = tmp_path_factory.mktemp("rv1106")
+    proc = rkdeploy_in(work, "bundle.import", str(tree), "--python", "3.11")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lab = Lab(f"v{os.getpid() % 100000}")
+    lab.down()
+    try:
+        lab.up(profiles=["rv1106-luckfox"], timeout=180)
+        yield lab, work, tree
+    finally:
+        lab.down()
+
+
+def run(work, lab, *args, timeout=600):
+    proc = rkdeploy_in(work, *args, "--inventory", str(lab.inventory), timeout=timeout)
+    try:
+        return proc, json.loads(proc.stdout) if "--json" in args else None
+    except ValueError:
+        raise AssertionError(proc.stdout + proc.stderr) from None
+
+
+def check(work, lab):
+    proc, doc = run(work, lab, "check", "--host", "box1", "--json")
+    return doc["boards"][0]
+
+
+def test_a_fresh_rv1106_board_reads_as_a_uclibc_armhf_board_without_python_and_with_no_lite2_finding(rv):
+    lab, work, _ = rv
+    entry = check(work, lab)
+    facts = entry["facts"]
+    assert (facts["arch"], facts["soc"], facts["libc"], facts["root_mode"]) == ("armv7l", "rv1106", "uclibc", "root")
+    assert facts["python"] == "" and facts["lite2"] is None and facts["model"] == "Luckfox Pico Max"
+    assert facts["npu_driver"]["release"] == "0.9.2" and facts["strings"] is True     # busybox's strings applet
+    components = {f["component"] for f in entry["findings"]}
+    assert "lite2" not in components and "sudo" not in components
+    assert {"runtime", "server"} <= components
+
+
+def test_provision_installs_rockchips_mini_runtime_and_server_under_oem_and_a_second_run_sends_nothing(rv):
+    lab, work, tree = rv
+    proc, doc = run(work, lab, "provision", "--host", "box1", "--bundle", "1.6.0", "--check", "--json")
+    plan = doc["boards"][0]["data"] if "data" in doc["boards"][0] else doc["boards"][0]["plan"]
+    assert plan["arch"] == "armhf-uclibc" and plan["server_dir"] == "/oem/usr/bin", plan
+    assert not [s for s in plan["steps"] if s["kind"] in ("lite2", "pip")]
+    assert any("no Python on this board" in n for n in plan["notes"]), plan["notes"]
+    assert {s["what"].split()[0] for s in plan["steps"] if s["kind"] == "file"} == {
+        "/oem/usr/lib/librknnmrt.so", "/oem/usr/bin/rknn_server", "/oem/usr/bin/start_rknn.sh",
+        "/oem/usr/bin/restart_rknn.sh"}
+    proc, doc = run(work, lab, "provision", "--host", "box1", "--bundle", "1.6.0", "--json")
+    assert proc.returncode == 0 and doc["boards"][0]["status"] == "changed", proc.stdout + proc.stderr
+    facts = check(work, lab)["facts"]
+    runtime, server = facts["runtime"], facts["server"]
+    assert runtime["path"] == "/oem/usr/lib/librknnmrt.so" and runtime["version"]["raw"] == MRT_160
+    assert server["path"] == "/oem/usr/bin/rknn_server" and server["version"]["raw"] == SERVER_160
+    # Rockchip's own files, byte for byte
+    assert runtime["sha256"] == sha256_of(tree / UCLIBC.format(what="librknn_api") / "librknnmrt.so")
+    assert server["sha256"] == sha256_of(tree / UCLIBC.format(what="rknn_server") / "usr/bin/rknn_server")
+    assert facts["server_running"] and facts["server_manager"] == "start_rknn.sh"
+    banner = lab.board_root_exec(lab.board("box1"), "ps; cat /proc/$(pidof rknn_server)/cmdline").stdout.decode()
+    assert "rknn_server" in banner
+    proc, doc = run(work, lab, "provision", "--host", "box1", "--bundle", "1.6.0", "--json")
+    entry = doc["boards"][0]
+    assert (proc.returncode, entry["status"], entry["bytes_sent"]) == (0, "ok", 0)
+
+
+def test_an_rv1106_model_of_format_4100_deploys_lists_and_rolls_back_on_busybox(rv, tmp_path):
+    lab, work, _ = rv
+    first = modelgen.write(tmp_path / "det.rknn", soc="rv1106", format=4100, toolkit="1.6.0", seed=1)
+    second = modelgen.write(tmp_path / "det2.rknn", soc="rv1103", format=4100, toolkit="1.6.0", seed=2)
+    for model in (first, second):
+        proc, doc = run(work, lab, "deploy", str(model), "--host", "box1", "--name", "det", "--json")
+        assert proc.returncode == 0 and doc["boards"][0]["status"] == "changed", proc.stdout + proc.stderr
+    proc, doc = run(work, lab, "models.list", "--host", "box1", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = json.dumps(doc["boards"][0])
+    assert sha256_of(second)[:12] in listed and sha256_of(first)[:12] in listed
+    on_board = lab.board_root_exec(lab.board("box1"), "sha256sum /opt/rkdeploy/models/det/current.rknn").stdout
+    assert on_board.split()[0].decode() == sha256_of(second)
+    proc, doc = run(work, lab, "models.rollback", "det", "--host", "box1", "--json")
+    assert proc.returncode == 0 and doc["boards"][0]["status"] == "changed", proc.stdout + proc.stderr
+    on_board = lab.board_root_exec(lab.board("box1"), "sha256sum /opt/rkdeploy/models/det/current.rknn").stdout
+    assert on_board.split()[0].decode() == sha256_of(first)
+    # the board has no util-linux flock: the directory lock was used and let go
+    left = lab.board_root_exec(lab.board("box1"), "command -v flock; ls -a /root/.cache/rkdeploy/lock").stdout.decode()
+    assert "board.d" not in left and "activate.d" not in left and "/flock" not in left, left
+
+
+def test_a_model_for_another_npu_is_refused_on_the_rv1106_board(rv, tmp_path):
+    lab, work, _ = rv
+    model = modelgen.write(tmp_path / "big.rknn", soc="rk3588", format=6, toolkit="1.6.0")
+    proc, doc = run(work, lab, "deploy", str(model), "--host", "box1", "--name", "big", "--json")
+    assert proc.returncode == 8 and "but the board is rv1106" in doc["boards"][0]["error"]
+
+
+def test_a_glibc_runtime_is_refused_as_armhf_uclibc_at_import(rv, tmp_path):
+    _, _, tree = rv
+    glibc = tree / "rknpu2/runtime/Linux/librknn_api/armhf/librknnrt.so"
+    proc = rkdeploy_in(tmp_path, "bundle.import", str(tree), "--python", "3.11", "--runtime", f"armhf-uclibc={glibc}")
+    assert proc.returncode == 1
+    assert "a glibc build" in proc.stdout + proc.stderr and "armhf-uclibc files must be uclibc builds" in proc.stdout + proc.stderr
