@@ -12,6 +12,7 @@ boards for scale benchmarks.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -81,6 +82,7 @@ class Lab:
         self.name = name
         self.dir = LAB_ROOT / name
         self.bridge = f"rkl{name}"
+        self._subnet_asked = subnet is not None
         taken = _subnets_in_use(exclude=name)
         if self.state_file.exists():
             subnet = json.loads(self.state_file.read_text())["subnet"]
@@ -154,6 +156,7 @@ class Lab:
                 _register_setuid_binfmt("arm")
         fleet: list[Board] = []
         try:
+            self._reserve_subnet()
             self._bridge_up()
             for i, profile in enumerate(loaded, start=1):
                 fleet.append(Board(name=f"box{i}", profile=profile["name"], ip=f"10.213.{self.subnet}.{10 + i}",
@@ -174,6 +177,21 @@ class Lab:
             self.down()
             raise
         return fleet
+
+    def _reserve_subnet(self) -> None:
+        """Labs set up at the same time (two processes) could pick the same free /24 in __init__: under a lock,
+        pick again if another lab took it since, and reserve it by writing this lab's state file."""
+        LAB_ROOT.mkdir(parents=True, exist_ok=True)
+        with open(LAB_ROOT / ".subnets.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            taken = _subnets_in_use(exclude=self.name)
+            if self.subnet in taken.values():
+                if self._subnet_asked:
+                    other = next(n for n, s in taken.items() if s == self.subnet)
+                    raise LabError(f"subnet 10.213.{self.subnet}.0/24 is used by lab {other!r}: pick another subnet")
+                self.subnet = min(set(range(200)) - set(taken.values()))
+                self.gateway = f"10.213.{self.subnet}.1"
+            self._save([])
 
     def _bridge_up(self) -> None:
         if not Path(f"/sys/class/net/{self.bridge}").exists():

@@ -95,22 +95,24 @@ def build(dest: Path) -> None:
     require_root()
     ensure_binfmt()
     work = dest.with_suffix(".build")
-    shutil.rmtree(work, ignore_errors=True)
+    _discard(work)
     work.mkdir(parents=True)
     started = time.monotonic()
     print(f"building arm64 rootfs ({SUITE}, minbase) into {work}; takes a few minutes once", file=sys.stderr)
-    run(["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-         SUITE, str(work), debian_mirror()], capture=False)
-    run(["chroot", str(work), "/bin/sh", "-c", SETUP], capture=False)
-    tmp = dest.with_name(dest.name + ".part")
-    with open(tmp, "wb") as out:
-        tar = subprocess.Popen(["tar", "-C", str(work), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
-        zstd = subprocess.run(["zstd", "-q", "-T0", "-10"], stdin=tar.stdout, stdout=out)
-        tar.stdout.close()
-        if tar.wait() != 0 or zstd.returncode != 0:
-            raise LabError("packing the rootfs failed")
-    tmp.rename(dest)
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        run(["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+             SUITE, str(work), debian_mirror()], capture=False)
+        run(["chroot", str(work), "/bin/sh", "-c", SETUP], capture=False)
+        tmp = dest.with_name(dest.name + ".part")
+        with open(tmp, "wb") as out:
+            tar = subprocess.Popen(["tar", "-C", str(work), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
+            zstd = subprocess.run(["zstd", "-q", "-T0", "-10"], stdin=tar.stdout, stdout=out)
+            tar.stdout.close()
+            if tar.wait() != 0 or zstd.returncode != 0:
+                raise LabError("packing the rootfs failed")
+        tmp.rename(dest)
+    finally:
+        _discard(work)
     print(f"rootfs built in {time.monotonic() - started:.0f} s: {dest}", file=sys.stderr)
 
 
@@ -121,6 +123,15 @@ def _cache_lock():
     with open(CACHE_DIR / f".rootfs-{SUITE}-arm64.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def _discard(work: Path) -> None:
+    """Remove an earlier, interrupted build: debootstrap mounts /proc (and more) inside its target, and a build
+    that was killed leaves those mounts behind; unmount them (deepest first) before removing the tree."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m == str(work) or m.startswith(f"{work}/")), key=len, reverse=True):
+        run(["umount", "-l", point], check=False)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def ensure_tarball() -> Path:
