@@ -1,4 +1,11 @@
-"""How perf results look: board × model with time, FPS, memory and top operators; CSV; baselines."""
+"""How perf results look: board × model (× core mask × threads for `--on-board`) with time, FPS, memory, top
+operators and latency percentiles; CSV; baselines.
+
+Columns of both paths: `time_ms` is the toolkit's `Total Time` (PC-driven) or the median wall-clock latency of
+one `inference()` on the board (`--on-board`); `fps` is the toolkit's FPS or the on-board throughput
+(inferences/s across all threads). On-board rows add `core_mask`, `threads`, `p50_ms`/`p90_ms`/`p99_ms`
+(latency percentiles), `npu_ms` (median of the runtime's own per-run time, rknn_query PERF_RUN) and `runs`;
+PC-driven rows have None there."""
 from __future__ import annotations
 
 import csv
@@ -17,9 +24,31 @@ def _mib(n) -> str:
     return f"{n / 2 ** 20:.2f}" if n else "—"
 
 
-def rows(runs: list[PerfRun]) -> list[dict]:
+ONBOARD_KEYS = ("core_mask", "threads", "p50_ms", "p90_ms", "p99_ms", "npu_ms", "runs")
+
+
+def row_key(row: dict) -> tuple:
+    """(board, model), plus core mask and threads for on-board rows: what a baseline row is matched on."""
+    if row.get("core_mask"):
+        return row["board"], row["model"], row["core_mask"], row.get("threads")
+    return row["board"], row["model"]
+
+
+def _onboard_row(r) -> dict:
+    lat, npu = r.latency_ms or {}, r.npu_time_ms or {}
+    return {"board": r.board, "model": r.model, "ok": r.ok, "time_ms": lat.get("p50"), "fps": r.throughput,
+            "memory_total_mib": None, "weight_mib": None, "top_operators": "", "error": r.error or None,
+            "diagnosis": "; ".join(f"{d.cause} → {d.fix}" for d in r.diagnoses) or None,
+            "core_mask": r.core_mask or None, "threads": r.threads or None, "p50_ms": lat.get("p50"),
+            "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"), "npu_ms": npu.get("p50"), "runs": r.runs or None}
+
+
+def rows(runs: list) -> list[dict]:
     out = []
     for r in runs:
+        if hasattr(r, "core_mask"):
+            out.append(_onboard_row(r))
+            continue
         p, m = r.perf, r.memory
         out.append({"board": r.board, "model": r.model, "ok": r.ok,
                     "time_ms": round(p.time_us / 1000, 3) if p and p.time_us else None,
@@ -28,21 +57,23 @@ def rows(runs: list[PerfRun]) -> list[dict]:
                     "weight_mib": round(m.weight / 2 ** 20, 2) if m and m.weight else None,
                     "top_operators": ", ".join(f"{o.op_type} {o.ratio_pct:g}%" for o in (p.ranking[:3] if p else [])),
                     "error": r.error or None,
-                    "diagnosis": "; ".join(f"{d.cause} → {d.fix}" for d in r.diagnoses) or None})
+                    "diagnosis": "; ".join(f"{d.cause} → {d.fix}" for d in r.diagnoses) or None,
+                    **{k: None for k in ONBOARD_KEYS}})
     return out
 
 
 def regressions(current: list[dict], baseline_file: Path, threshold_pct: float) -> dict[tuple, str]:
-    """(board, model) → why it regressed, compared with an earlier --json output."""
-    before = {(b["board"], b["model"]): b for b in json.loads(baseline_file.read_text())["results"]}
+    """row_key → why it regressed, compared with an earlier --json output (on-board rows: per core mask and
+    thread count)."""
+    before = {row_key(b): b for b in json.loads(baseline_file.read_text())["results"]}
     found = {}
     for row in current:
-        old = before.get((row["board"], row["model"]))
+        old = before.get(row_key(row))
         if not old or not row["time_ms"] or not old.get("time_ms"):
             continue
         change = 100.0 * (row["time_ms"] - old["time_ms"]) / old["time_ms"]
         if change > threshold_pct:
-            found[(row["board"], row["model"])] = f"+{change:.1f}% ({old['time_ms']} → {row['time_ms']} ms)"
+            found[row_key(row)] = f"+{change:.1f}% ({old['time_ms']} → {row['time_ms']} ms)"
     return found
 
 
@@ -56,17 +87,36 @@ def to_csv(table: list[dict]) -> str:
 
 def render_perf(console: Console, table_rows: list[dict], regressed: dict[tuple, str] | None = None) -> None:
     regressed = regressed or {}
+    if any(r.get("core_mask") for r in table_rows):
+        return render_onboard(console, table_rows, regressed)
     table = Table(title="Connected-board performance", title_justify="left")
     for col in ("Board", "Model", "Time (ms)", "FPS", "Memory (MiB)", "Top operators", "Notes"):
         table.add_column(col, overflow="fold")
     for r in table_rows:
-        note = Text()
-        if (r["board"], r["model"]) in regressed:
-            note.append(f"REGRESSION {regressed[(r['board'], r['model'])]}", style="bold red")
+        note = _notes(r, regressed)
+        table.add_row(r["board"], r["model"], str(r["time_ms"] or "—"), str(r["fps"] or "—"),
+                      str(r["memory_total_mib"] or "—"), r["top_operators"] or "", note)
+    console.print(table)
+
+
+def _notes(r: dict, regressed: dict) -> Text:
+    note = Text()
+    if row_key(r) in regressed:
+        note.append(f"REGRESSION {regressed[row_key(r)]}", style="bold red")
         if r["error"]:
             note.append(("\n" if note else "") + r["error"], style="red")
         if r["diagnosis"]:
             note.append(("\n" if note else "") + r["diagnosis"], style="yellow")
-        table.add_row(r["board"], r["model"], str(r["time_ms"] or "—"), str(r["fps"] or "—"),
-                      str(r["memory_total_mib"] or "—"), r["top_operators"] or "", note)
+    return note
+
+
+def render_onboard(console: Console, table_rows: list[dict], regressed: dict) -> None:
+    table = Table(title="On-board performance (rknn-toolkit-lite2 on each board)", title_justify="left")
+    for col in ("Board", "Model", "Cores", "Threads", "p50 (ms)", "p90 (ms)", "p99 (ms)", "NPU (ms)", "Inf/s",
+                "Runs", "Notes"):
+        table.add_column(col, overflow="fold")
+    for r in table_rows:
+        cell = lambda k: "—" if r.get(k) is None else str(r[k])     # noqa: E731
+        table.add_row(r["board"], r["model"], cell("core_mask"), cell("threads"), cell("p50_ms"), cell("p90_ms"),
+                      cell("p99_ms"), cell("npu_ms"), cell("fps"), cell("runs"), _notes(r, regressed))
     console.print(table)
