@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import threading
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ def dtmap_library() -> Path:
     out = CACHE_DIR / "bin" / f"libdtmap-{digest}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}")    # boards are prepared in threads
         run([CROSS_CC["aarch64"], "-shared", "-fPIC", "-O2", "-s", "-Wall", "-o", str(tmp), str(src), "-ldl"])
         tmp.rename(out)
     return out
