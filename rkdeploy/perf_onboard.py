@@ -142,7 +142,7 @@ def classify(text: str) -> str:
     """A short cause for what the board's runtime said, with the fix, or ''."""
     for line in text.splitlines():
         if line.startswith("E ") and BUSY.search(line):
-            return (f"the NPU is busy: another process holds it ({line.strip()[:200]}); find it with "
+            return (f"the NPU is busy: another process holds it ({line.strip()[:400]}); find it with "
                     f"`sudo fuser -v /dev/dri/renderD* /dev/rknpu` and stop it, or run again later")
     return ""
 
