@@ -27,12 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 RKDEPLOY = str(Path(sys.executable).parent / "rkdeploy")
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--boards", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per core mask (0: --runs)")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--size-kb", type=int, default=2048, help="model size: the emulated NPU time grows with it")
     ap.add_argument("--work", default="/tmp/rkdeploy-bench-onboard")
     args = ap.parse_args()
     work = Path(args.work)
@@ -43,9 +51,9 @@ def main() -> None:
         src = [str(tree), "--runtime", f"aarch64={standin_runtime('2.3.2')}"] if tree.exists() else [str(cached_tree("2.3.2"))]
         subprocess.run([RKDEPLOY, "bundle.import", *src, "--python", "3.11"], cwd=work, env=env, check=True,
                        capture_output=True)
-    model = work / "rk3588-2mb.rknn"
+    model = work / f"rk3588-{args.size_kb}kb.rknn"
     subprocess.run([sys.executable, "-m", "tests.lab.modelgen", str(model), "--soc", "rk3588", "--format", "6",
-                    "--toolkit", "2.3.2", "--size-kb", "2048", "--inputs", "images:1x3x64x64:int8"], check=True,
+                    "--toolkit", "2.3.2", "--size-kb", str(args.size_kb), "--inputs", "images:1x3x64x64:int8"], check=True,
                    capture_output=True, cwd=ROOT)
     lab = Lab("bonb")
     lab.down()
@@ -59,21 +67,25 @@ def main() -> None:
         load = ["--duration", str(args.duration)] if args.duration else ["--runs", str(args.runs)]
         base = [RKDEPLOY, "perf", "--on-board", "--model", str(model), "--inventory", str(lab.inventory), "--json",
                 "--warmup", "2", *load]
-        one_t, all_t = [], []
+        one_t, all_t, busy = [], [], {"one": [], "all": []}
         for r in range(args.rounds):
             order = [("one", ["--host", "box1"]), ("all", ["--all", "--parallel", str(args.boards)])]
             for label, sel in (order if r % 2 == 0 else order[::-1]):
-                t = time.monotonic()
+                t, (b0, a0) = time.monotonic(), cpu_times()
                 p = subprocess.run(base + sel, cwd=work, env=env, capture_output=True, text=True)
-                dt = time.monotonic() - t
+                dt, (b1, a1) = time.monotonic() - t, cpu_times()
+                busy[label].append(100 * (b1 - b0) / max(a1 - a0, 1))
                 assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
                 (one_t if label == "one" else all_t).append(dt)
-                print(f"round {r + 1} {label}: {dt:.2f} s", flush=True)
+                print(f"round {r + 1} {label}: {dt:.2f} s, CPU busy {busy[label][-1]:.0f} %", flush=True)
         a, b = statistics.median(one_t), statistics.median(all_t)
         print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
               f"{time.strftime('%Y-%m-%d')}")
-        print(f"| boards | median | rounds |\n|---|---|---|\n| 1 | {a:.2f} s | {', '.join(f'{x:.2f}' for x in one_t)} |\n"
-              f"| {args.boards} | {b:.2f} s | {', '.join(f'{x:.2f}' for x in all_t)} |\nratio {b / a:.2f}×")
+        print(f"model {args.size_kb} KiB, {' '.join(load)} per core mask")
+        print(f"| boards | median | rounds | CPU busy |\n|---|---|---|---|\n"
+              f"| 1 | {a:.2f} s | {', '.join(f'{x:.2f}' for x in one_t)} | {statistics.median(busy['one']):.0f} % |\n"
+              f"| {args.boards} | {b:.2f} s | {', '.join(f'{x:.2f}' for x in all_t)} | {statistics.median(busy['all']):.0f} % |\n"
+              f"ratio {b / a:.2f}×")
     finally:
         lab.down()
 
