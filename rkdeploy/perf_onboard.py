@@ -17,6 +17,7 @@ Governors stay as they are unless fix_freq: then they are read first (perf.read_
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tempfile
@@ -74,14 +75,20 @@ class Refused(Exception):
     pass
 
 
-def refusals(model: RknnModel, facts: BoardFacts, board_name: str) -> list[str]:
+def refusals(model: RknnModel, facts: BoardFacts, board_name: str, pushed: bool = True) -> list[str]:
     """Why the benchmark cannot run on this board, each with its fix, before anything is sent."""
     problems = []
     if facts.lite2 is None:
         problems.append(f"rknn-toolkit-lite2 is not installed for the board's Python ({facts.python or 'none found'}): "
                         f"inv provision --host {board_name} --bundle <release> installs it (or set the inventory's "
                         f"`python:` to the venv that has it)")
-    problems += validate(model, facts)                 # SoC family, runtime present and not older than the model
+    # SoC family, runtime present and not older than the model (deploy's checks and words; nothing is written
+    # to the model directory, so its free space does not matter here)
+    problems += validate(model, dataclasses.replace(facts, model_dir_free_kb=None))
+    tmp_free = facts.disk_free_kb.get("/tmp")
+    if pushed and tmp_free is not None and tmp_free < model.size // 1024 + 1024:
+        problems.append(f"not enough space in /tmp on the board for the model: {tmp_free // 1024} MiB free, it "
+                        f"needs {model.size // 1024 // 1024 + 1} MiB")
     if not facts.npu_nodes:
         problems.append("no NPU device node on the board (/dev/rknpu or /dev/dri/renderD*): the runtime would say "
                         "'failed to open rknpu module'; is the RKNPU driver loaded (dmesg | grep -i rknpu)?")
@@ -163,7 +170,7 @@ def onboard_job(models: list[RknnModel] | None, *, name: str | None, model_dir: 
         else:
             targets = [(m, None) for m in models or []]
         out: list[OnboardRun] = []
-        problems = {m.path: refusals(m, facts, board.name) for m, _ in targets}
+        problems = {m.path: refusals(m, facts, board.name, pushed=p is None) for m, p in targets}
         runnable = [(m, p) for m, p in targets if not problems[m.path]]
         for m, _ in targets:
             if problems[m.path]:

@@ -87,6 +87,17 @@ def test_the_deployed_model_by_name_and_the_table(onboard):
     assert table.returncode == 0 and "On-board performance" in table.stdout and "0_1_2" in table.stdout
 
 
+def test_fix_freq_sets_performance_and_puts_the_governors_back(onboard):
+    lab, work, models = onboard
+    b = lab.board("box1")
+    before = ssh(lab, b, "cat /sys/devices/system/cpu/cpufreq/policy*/scaling_governor").stdout.split()
+    assert before == ["schedutil"] * 3
+    proc, doc = perf(work, lab, "--host", "box1", "--model", str(models["rk3588"]), "--runs", "2", "--warmup", "0",
+                     "--fix-freq")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ssh(lab, b, "cat /sys/devices/system/cpu/cpufreq/policy*/scaling_governor").stdout.split() == before
+
+
 def test_a_busy_npu_is_reported_with_the_runtimes_words(onboard):
     lab, work, models = onboard
     b = lab.board("box2")

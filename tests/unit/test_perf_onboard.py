@@ -49,6 +49,14 @@ def test_a_runtime_older_than_the_model_is_refused_with_deploys_message(tmp_path
     assert "newer than the board's librknnrt" in problem and "inv provision --bundle 2.3.2" in problem
 
 
+def test_a_full_tmp_is_refused_only_for_a_pushed_model(tmp_path):
+    f = facts()
+    f.disk_free_kb = {"/tmp": 100}
+    [problem] = refusals(model(tmp_path), f, "box1")
+    assert "not enough space in /tmp" in problem
+    assert refusals(model(tmp_path), f, "box1", pushed=False) == []
+
+
 def test_a_missing_npu_node_is_refused(tmp_path):
     [problem] = refusals(model(tmp_path), facts(nodes=()), "box1")
     assert "no NPU device node" in problem
