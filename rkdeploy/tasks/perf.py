@@ -44,6 +44,8 @@ def perf_run(c, model=None, host=None, group=None, all=False, inventory=None, fo
     against --baseline; 1 bad input. --on-board: benchmark on the boards themselves with their lite2 (over SSH).
     """
 
+    if isinstance(fix_freq, str):           # --fix-freq takes an optional value (so that it can default to None)
+        fix_freq = fix_freq.strip().lower() not in ("false", "no", "0", "off")
     if on_board:
         return run_onboard(c, model=model, name=name, host=host, group=group, all=all, inventory=inventory,
                            fix_freq=bool(fix_freq) and not no_fix_freq, json=json, csv=csv, baseline=baseline,
