@@ -14,32 +14,49 @@ from ..settings import state_dir
 from ..toolkit import ToolkitError, ensure_env, env_key, pinned, read_toolkit, toolkit_adb
 from . import common
 from .common import SELECT_HELP, task
+from .perf_onboard import ONBOARD_HELP, run_onboard
 
 
 PERF_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "parallel", "fail-percent",
                                "accept-new-host-keys"),
              "model": "one or more .rknn files, comma-separated",
              "force": "run even where the toolkit and the board's server/runtime versions differ",
-             "fix-freq": "let eval_perf fix the board's clocks (default on; rkdeploy restores the governors after)",
+             "fix-freq": "fix the board's clocks (PC-driven: eval_perf's, default on; --on-board: off unless given); "
+                         "rkdeploy restores the governors after",
+             "no-fix-freq": "leave the board's clocks alone",
              "perf-debug": "per-layer table and operator ranking (slower, 'may be worse than actual')",
              "csv": "print CSV on stdout",
              "baseline": "an earlier `inv perf --json` output: mark runs slower by more than --threshold",
              "threshold": "regression threshold in percent (default 10)",
-             "timeout": "seconds one toolkit run may take (default 300)"}
+             "timeout": "seconds one toolkit run (--on-board: one board's silence) may take (default 300)",
+             **ONBOARD_HELP}
 
 
-@task(name="run", default=True, help=PERF_HELP)
-def perf_run(c, model, host=None, group=None, all=False, inventory=None, force=False, fix_freq=True,
-             perf_debug=False, json=False, csv=False, baseline=None, threshold=10, timeout=300, parallel=None,
-             fail_percent=None, accept_new_host_keys=False):
+@task(name="run", default=True, help=PERF_HELP, optional=["fix_freq"])
+def perf_run(c, model=None, host=None, group=None, all=False, inventory=None, force=False, fix_freq=None,
+             no_fix_freq=False, perf_debug=False, json=False, csv=False, baseline=None, threshold=10, timeout=300,
+             parallel=None, fail_percent=None, accept_new_host_keys=False, on_board=False, name=None, threads="1",
+             warmup=3, runs=20, duration=0.0, model_dir=None):
     """eval_perf / eval_memory of each model on each selected board, driven from the PC, in one table.
 
     Network adb boards (IP:PORT) run in parallel, each toolkit run in its own unprivileged network namespace
     (rkdeploy.perf); USB boards, or a PC without user namespaces, one at a time.
 
     Exit code: 0 all ran; 8 a board failed (preflight or toolkit); 4 unreachable; 16 a regression
-    against --baseline; 1 bad input.
+    against --baseline; 1 bad input. --on-board: benchmark on the boards themselves with their lite2 (over SSH).
     """
+
+    if isinstance(fix_freq, str):           # --fix-freq takes an optional value (so that it can default to None)
+        fix_freq = fix_freq.strip().lower() not in ("false", "no", "0", "off")
+    if on_board:
+        return run_onboard(c, model=model, name=name, host=host, group=group, all=all, inventory=inventory,
+                           fix_freq=bool(fix_freq) and not no_fix_freq, json=json, csv=csv, baseline=baseline,
+                           threshold=threshold, timeout=timeout, accept_new_host_keys=accept_new_host_keys,
+                           threads=threads, warmup=warmup, runs=runs, duration=duration, parallel=parallel,
+                           model_dir=model_dir)
+    if not model:
+        raise common.fail("which model? --model a.rknn[,b.rknn] (or --on-board --name NAME for a deployed one)")
+    fix_freq = not no_fix_freq if fix_freq is None else bool(fix_freq) and not no_fix_freq
 
     models = [common.model_or_fail(m) for m in model.split(",") if m]
     python = common.toolkit_python_or_fail(c)

@@ -341,6 +341,13 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
     (seed / "etc/hostname").write_text(board.name + "\n")
     (seed / "etc/hosts").write_text(f"127.0.0.1 localhost\n{board.ip} {board.name}\n")
     _install_profile_sdk(seed, profile)
+    if profile.get("device_tree_preload", True):
+        # LAB ADAPTATION (docs/toolkit-and-adb.md §8): the board's /proc is the host kernel's, without
+        # /proc/device-tree, which rknn-toolkit-lite2 reads to find the SoC and the NPU. A preload library
+        # (tests/lab/standins/dtmap.c) maps that path to /sys/firmware/devicetree/base for every program.
+        (seed / "usr/lib/rkdeploy-lab").mkdir(parents=True, exist_ok=True)
+        shutil.copy(sdk.dtmap_library(), seed / "usr/lib/rkdeploy-lab/libdtmap.so")
+        (seed / "etc/ld.so.preload").write_text("/usr/lib/rkdeploy-lab/libdtmap.so\n")
     if profile.get("sudo_password"):
         _require_sudo_password(seed, lower, str(profile["sudo_password"]))
     if profile.get("sudo_rights") is False:

@@ -88,6 +88,20 @@ def compile_runtime(rel: Release, arch: str, out: Path) -> None:
          "-o", str(out), str(STANDINS / "librknnrt.c")])
 
 
+def dtmap_library() -> Path:
+    """LAB ADAPTATION: the aarch64 preload library that maps /proc/device-tree to /sys/firmware/devicetree/base
+    on emulated boards (tests/lab/standins/dtmap.c), compiled once per source revision."""
+    src = STANDINS / "dtmap.c"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    out = CACHE_DIR / "bin" / f"libdtmap-{digest}.so"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}")    # boards are prepared in threads
+        run([CROSS_CC["aarch64"], "-shared", "-fPIC", "-O2", "-s", "-Wall", "-o", str(tmp), str(src), "-ldl"])
+        tmp.rename(out)
+    return out
+
+
 def compile_server(rel: Release, arch: str, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     flags = ["-DMODERN_VERSION_STRING"] if rel.server_has_version_prefix else []
