@@ -43,24 +43,23 @@ DEFAULT=(socs versions remote policy perf_parse inventory rknn_model probe bundl
 if ! PYTHONPATH=$LIB "$PYTHON" -c "import mutmut" 2>/dev/null; then
   echo "mutation.sh: installing mutmut $MUTMUT_VERSION into $LIB" >&2
   rm -rf "$LIB.partial"
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --target "$LIB.partial" "mutmut==$MUTMUT_VERSION"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-warn-script-location --target "$LIB.partial" "mutmut==$MUTMUT_VERSION"
   # drop what the venv already has (pytest, rich, ...), so that the tests run with the venv's own versions
   "$PYTHON" - "$LIB.partial" <<'EOF'
 import importlib.metadata as md, pathlib, shutil, sys
 lib = pathlib.Path(sys.argv[1])
-for info in lib.glob("*.dist-info"):
-    name = info.name.split("-")[0]
+doomed = set()
+for info in sorted(lib.glob("*.dist-info")):
     try:
-        md.version(name)
+        md.version(info.name.split("-")[0])
     except md.PackageNotFoundError:
         continue
     for line in (info / "RECORD").read_text().splitlines():
-        path = lib / line.split(",")[0]
-        top = lib / pathlib.Path(line.split(",")[0]).parts[0]
-        if top.is_dir() and top != lib / "bin":
-            shutil.rmtree(top, ignore_errors=True)
-        elif path.is_file():
-            path.unlink()
+        first = pathlib.Path(line.split(",")[0]).parts[0]
+        if first not in ("bin", ".."):
+            doomed.add(lib / first)
+for path in doomed:
+    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 EOF
   mv "$LIB.partial" "$LIB"
 fi
