@@ -82,3 +82,17 @@ def test_bad_model_dirs_are_refused(value):
     with pytest.raises(RemoteValueError) as err:
         model_dir(value, what="--model-dir")
     assert str(err.value) == f"--model-dir {value!r}: use an absolute path without '..', newline or NUL"
+
+
+def test_the_default_wording_names_the_value():
+    """What a refusal says when the caller names nothing (the words the CLI shows)."""
+    with pytest.raises(RemoteValueError, match=r"^model name '\.\.': use 1-64"):
+        model_name("..")
+    with pytest.raises(RemoteValueError, match=r"^sha256 'x': not a sha256"):
+        sha256("x")
+    with pytest.raises(RemoteValueError, match=r"^model directory 'x': use an absolute path"):
+        model_dir("x")
+
+
+def test_only_slashes_are_trimmed_from_a_model_dir():
+    assert model_dir("/opt/XX/") == "/opt/XX" and model_dir("/models X") == "/models X"
