@@ -114,6 +114,18 @@ CASES = {
         (W, "driver", "NPU driver version unreadable: it needs root and this board has no sudo and rock is not root",
          "as root on the board install sudo (apt-get install sudo) and allow it for this user, or log in as root "
          "(the inventory's user: root)", "driver unreadable (no sudo)")]),
+    "no driver readable: the password was refused": (board(npu_driver=None, root_mode="sudo-password",
+                                                            root_password="refused"), Target(), [
+        (W, "driver", "NPU driver version unreadable: it needs root and sudo refused the password given with "
+                      "--prompt-for-sudo-password", "rerun and type the login user's own password",
+         "driver unreadable (sudo)")]),
+    "no driver found, with a password that sudo took": (board(npu_driver=None, root_mode="sudo-password",
+                                                              root_password="ok"), Target(), [
+        (W, "driver", "no RKNPU driver found (no debugfs entry, no dmesg line): is the NPU enabled in this kernel?",
+         "", "no NPU driver")]),
+    "a driver of 0.8.8 exactly": (board(npu_driver=V("0.8.8")), Target(), [
+        (W, "driver", "NPU driver 0.8.8 is below the recommended 0.9.2", "update the board's kernel/BSP image from "
+                      "the board vendor", "driver 0.8.8 old")]),
     "no NPU node": (board(npu_nodes=[]), Target(), [
         (W, "npu", "no NPU device node (/dev/rknpu or /dev/dri/renderD*)", "", "no NPU node")]),
     "root needs no group": (board(user_groups=[], sudo="root"), Target(), []),
