@@ -7,8 +7,8 @@
 #   bash scripts/mutation.sh socs versions        # some of them
 #   MUTATION_JOBS=1 bash scripts/mutation.sh remote   # fewer test processes at once (default: 2)
 #
-# Each module runs in a scratch copy of the repository (rkdeploy/, tests/ and a pyproject.toml that holds
-# only its [tool.mutmut] section), under $RKDEPLOY_CACHE/mutation/<module> (default
+# Each module runs in a scratch copy of the checkout (its files, with a pyproject.toml that holds only the
+# module's [tool.mutmut] section), under $RKDEPLOY_CACHE/mutation/<module> (default
 # ~/.cache/rkdeploy/mutation): mutmut writes its mutants/ tree there and never into the checkout. It prints
 # the score per module and the surviving mutants; `cd` there and `mutmut show NAME` shows one
 # (with PYTHONPATH set as below). tests/README.md keeps the last scores.
@@ -30,7 +30,7 @@ declare -A TESTS=(
   [versions]="tests/unit/test_versions.py tests/unit/test_policy.py tests/unit/test_probe.py"
   [remote]="tests/unit/test_remote.py tests/unit/test_deploy_scripts.py tests/unit/test_lock.py"
   [policy]="tests/unit/test_policy_findings.py tests/unit/test_policy.py tests/unit/test_check_report.py"
-  [perf_parse]="tests/unit/test_perf_parse.py tests/unit/test_properties.py"
+  [perf_parse]="tests/unit/test_perf_parse_snapshot.py tests/unit/test_perf_parse.py tests/unit/test_properties.py"
   [inventory]="tests/unit/test_inventory.py tests/unit/test_properties.py"
   [rknn_model]="tests/unit/test_rknn_model.py tests/unit/test_properties.py"
   [probe]="tests/unit/test_probe.py"
@@ -73,12 +73,15 @@ for m in "${modules[@]}"; do
   work=$CACHE/mutation/$m
   rm -rf "$work"
   mkdir -p "$work"
-  cp -r rkdeploy tests "$work/"
-  find "$work" -name __pycache__ -prune -exec rm -rf {} +
+  # the checkout's files (tracked and new, not ignored ones), as the tests see them: fixtures, inventory/, docs/
+  git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$work"
+  rm -f "$work/pyproject.toml"
+  also=$(cd "$work" && printf '"%s", ' $(ls -A | grep -vx -e rkdeploy -e tests -e pyproject.toml))
   selection=$(printf '"%s", ' $tests)
   cat > "$work/pyproject.toml" <<EOF
 [tool.mutmut]
 source_paths = ["rkdeploy/"]
+also_copy = [${also%, }]
 only_mutate = ["rkdeploy/$m.py"]
 pytest_add_cli_args_test_selection = [${selection%, }]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
