@@ -184,3 +184,48 @@ def test_a_retry_file_with_bytes_that_are_not_utf8_still_selects_its_boards(tmp_
         inv.select(hosts=f"@{retry}")
     with pytest.raises(InventoryError, match=r"cannot read the retry file: No such file or directory$"):
         inv.select(hosts=f"@{tmp_path / 'gone.txt'}")
+
+
+@pytest.mark.parametrize("text,says", [
+    ("", ":1: no boards defined (add a 'boards:' mapping)"),
+    ("settings: {}\n", ":1: no boards defined (add a 'boards:' mapping)"),
+    ("groups:\n  true: {}\nboards:\n  b1: {host: h}\n", ":2: groups: True: a group name must be a string, not a boolean (true)"),
+    ("groups:\n  g: 5\nboards:\n  b1: {host: h}\n", ":2: group 'g' must be a mapping (vars:, boards:), not a number (5)"),
+    ('groups:\n  1: {}\n  "1": {}\nboards:\n  b1: {host: h}\n', ":3: duplicate group name '1' (also at {path}:2)"),
+    ("boards:\n  b1: 5\n", ":2: board 'b1' must be a mapping with at least 'host:', not a number (5)"),
+    ("boards:\n  b1: {port: 22}\n", ":2: board 'b1' has no 'host:'"),
+    ("bords: {}\nboards:\n  b1: {host: h}\n",
+     ":1: unknown key 'bords' in top level (did you mean boards?) (allowed: boards, defaults, groups, settings)"),
+    ("settings:\n  conect_timeout: 1\nboards:\n  b1: {host: h}\n",
+     ":2: unknown key 'conect_timeout' in settings (did you mean connect_timeout, command_timeout?) (allowed: "
+     "command_timeout, connect_timeout, known_hosts, parallel, ssh_config)"),
+    ("groups:\n  g: {var: {}}\nboards:\n  b1: {host: h}\n",
+     ":2: unknown key 'var' in group 'g' (did you mean vars?) (allowed: boards, vars)"),
+])
+def test_structural_errors_name_the_file_and_line_exactly(tmp_path, text, says):
+    path = write(tmp_path, text)
+    assert refused(path) == f"{path}" + says.replace("{path}", str(path))
+
+
+def test_defaults_fill_each_board_and_group_vars_sit_between_defaults_and_the_boards_own(tmp_path):
+    inv = load(write(tmp_path, """\
+        defaults:
+          port: 2222
+          user: pi
+          groups: [all-cams]
+          vars: {a: 1, b: 1}
+        groups:
+          all-cams:
+            vars: {b: 2, c: 2}
+          extra:
+            boards: [b2]
+        boards:
+          b1: {host: h1, vars: {c: 3}}
+          b2: {host: h2, port: 22, groups: [mine], user: root, python: /venv/bin/python}
+        """))
+    b1, b2 = inv.boards["b1"], inv.boards["b2"]
+    assert (b1.port, b1.user, b1.groups, b1.python, b1.vars) == (2222, "pi", ("all-cams",), "python3",
+                                                                 {"a": 1, "b": 2, "c": 3})
+    assert (b2.port, b2.user, b2.groups, b2.python, b2.vars) == (22, "root", ("mine", "extra"), "/venv/bin/python",
+                                                                 {"a": 1, "b": 1})
+    assert load(write(tmp_path, "boards:\n  b1: {host: h}\n")).boards["b1"].port == 22
