@@ -10,7 +10,8 @@
 # Each module runs in a scratch copy of the checkout (its files, with a pyproject.toml that holds only the
 # module's [tool.mutmut] section), under $RKDEPLOY_CACHE/mutation/<module> (default
 # ~/.cache/rkdeploy/mutation): mutmut writes its mutants/ tree there and never into the checkout. It prints
-# the score per module and the surviving mutants; `cd` there and `mutmut show NAME` shows one
+# the score per module and per function what was not killed (MUTATION_LIST=1: every surviving mutant's name;
+# all of them are in <module>/results.txt); `cd` there and `mutmut show NAME` shows one
 # (with PYTHONPATH set as below). tests/README.md keeps the last scores.
 #
 # mutmut itself is not a dependency of rkdeploy: the first run installs the pinned version with pip into
@@ -36,8 +37,8 @@ declare -A TESTS=(
   [rknn_model]="tests/unit/test_rknn_model.py"
   [probe]="tests/unit/test_probe.py"
   [bundle]="tests/unit/test_bundle.py"
-  [provision]="tests/unit/test_plans.py"
-  [deploy]="tests/unit/test_plans.py tests/unit/test_deploy_scripts.py"
+  [provision]="tests/unit/test_plans.py tests/unit/test_promises.py"
+  [deploy]="tests/unit/test_plans.py tests/unit/test_deploy_scripts.py tests/unit/test_promises.py"
 )
 DEFAULT=(socs versions remote policy perf_parse inventory rknn_model probe bundle provision deploy)
 
@@ -104,11 +105,22 @@ killed = counts["killed"] + counts["timeout"]
 score = f"{100 * killed / total:.0f} %" if total else "n/a"
 rest = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k not in ("killed",))
 print(f"{sys.argv[2]}: {killed}/{total} killed ({score}); {rest or 'none survived'}; {sys.argv[3]} s")
+# per function, where something was not killed (a module's untested functions show up as "no tests")
+per = collections.defaultdict(collections.Counter)
+for row in open(sys.argv[1]):
+    if ": " in row and "__mutmut_" in row:
+        name, status = row.strip().rsplit(": ", 1)
+        per[name.split("__mutmut_")[0].rsplit(".", 1)[-1].lstrip("x").lstrip("_").replace("\u01c1", ".")][status] += 1
+for fn, c in sorted(per.items()):
+    if set(c) - {"killed", "timeout"}:
+        print(f"  {fn}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
 EOF
 )
   echo "$line"
-  grep -E ": (survived|no tests)$" "$work/results.txt" | sed 's/^/    /' || true
-  summary+=("$line")
+  if [ -n "${MUTATION_LIST:-}" ]; then        # every surviving mutant's name (else: $work/results.txt)
+    grep -E ": (survived|no tests)$" "$work/results.txt" | sed 's/^/    /' || true
+  fi
+  summary+=("$(head -n 1 <<< "$line")")
 done
 echo "--- mutation scores ($(date -u +%F), $(nproc) cores, mutmut $MUTMUT_VERSION)"
 printf '%s\n' "${summary[@]}"
