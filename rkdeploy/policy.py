@@ -53,7 +53,7 @@ def evaluate(name: str, facts: BoardFacts, target: Target) -> list[Finding]:
 
     if facts.arch not in SUPPORTED_ARCHES:
         add(Finding(ERROR, "arch", f"architecture {facts.arch or 'unknown'} has no RKNN runtime "
-                                   "(Rockchip ships aarch64 and armhf only)", short=f"arch {facts.arch}"))
+                                   "(Rockchip ships aarch64 and armhf only)", short=f"arch {facts.arch or 'unknown'}"))
     runtime, server = facts.runtime, facts.server
     if runtime is None:
         add(Finding(ERROR, "runtime", "librknnrt.so is not installed (looked in /usr/lib, /usr/lib64, "

@@ -20,6 +20,14 @@ if [ -z "${RKDEPLOY_TOOLKIT_PYTHON:-}" ]; then
     echo "test.sh: no real rknn-toolkit2 environment: its tests will be skipped" >&2
   fi
 fi
+# Every package a test installs or imports into a bundle, fetched now into the local wheel cache
+# (~/.cache/rkdeploy/wheels, tests/wheels.py): the one step that reaches the package index. The tests
+# install from it with `pip --no-index --find-links`; RKDEPLOY_NO_INDEX=1 keeps the lab's SDK trees to it too.
+if ! .venv/bin/python -m tests.wheels > /dev/null && [ "${CI:-}" = true ]; then
+  echo "test.sh: could not fill the local wheel cache (see above)" >&2
+  exit 1
+fi
+export RKDEPLOY_NO_INDEX=1
 set +e
 .venv/bin/python -m pytest -ra "$@"
 rc=$?

@@ -12,7 +12,8 @@ from ..toolkit import ToolkitError, read_toolkit
 from . import common
 from .common import task
 
-CONVERT_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "parallel", "accept-new-host-keys"),
+CONVERT_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "parallel", "fail-percent",
+                                   "accept-new-host-keys"),
                 "model": "the .onnx file",
                 "target": "target SoCs, comma-separated (one .rknn per SoC family: rk3566,rk3568 make one)",
                 "for-fleet": "the SoCs (and the runtime release, which must be the toolkit's) of the selected boards",
@@ -41,7 +42,7 @@ CONVERT_HELP = {**common.help_for("host", "group", "all", "inventory", "json", "
 def convert_task(c, model, target=None, for_fleet=False, host=None, group=None, all=False, inventory=None,
                  quantize=None, dtype=None, name=None, out=None, work_dir=None, mean=None, std=None,
                  input_layout="nchw", input_size_list=None, optimization_level=3, hybrid_step=None, samples=4,
-                 no_analysis=False, algorithm=None, timeout=1800, json=False, parallel=None,
+                 no_analysis=False, algorithm=None, timeout=1800, json=False, parallel=None, fail_percent=None,
                  accept_new_host_keys=False):
     """Convert an ONNX model to .rknn for each target SoC family with the PC's rknn-toolkit2 (its own
     virtualenv, run as a subprocess), with an accuracy report (the toolkit's simulator against onnxruntime in
@@ -75,7 +76,7 @@ def convert_task(c, model, target=None, for_fleet=False, host=None, group=None, 
     if for_fleet:
         if target:
             raise common.fail("--target or --for-fleet, not both")
-        fleet = _fleet(c, inventory, host, group, all, parallel, accept_new_host_keys)
+        fleet = _fleet(c, inventory, host, group, all, parallel, accept_new_host_keys, fail_percent)
         refusal = fleet_refusal(tk.version, fleet)
         if refusal:
             raise common.fail(refusal)
@@ -108,13 +109,14 @@ def all_ok(results) -> bool:
     return bool(results) and all(r.ok for r in results)
 
 
-def _fleet(c, inventory, host, group, all, parallel, accept_new_host_keys):
+def _fleet(c, inventory, host, group, all, parallel, accept_new_host_keys, fail_percent=None):
     inv, boards = common.selection(c, inventory, host, group, all)
 
     def job(session) -> BoardResult:
         return BoardResult(session.board.name, OK, data=gather_facts(session))
 
-    run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "convert", parallel)
+    run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), "convert", parallel,
+                     fail_percent)
     lost = [r for r in run.results if r.status != OK or r.data is None]
     if lost:
         raise common.fail("--for-fleet needs every selected board's probe; not reached: "

@@ -18,7 +18,8 @@ from .models import list_json
 from .perf import _check_baseline
 
 REPORT_HELP = {
-    **common.help_for("host", "group", "all", "inventory", "parallel", "accept-new-host-keys", "model-dir"),
+    **common.help_for("host", "group", "all", "inventory", "parallel", "fail-percent", "accept-new-host-keys",
+                      "model-dir"),
     "out": "the HTML file to write (default fleet.html)",
     "from": "build from saved --json documents of check, models.list and perf in this directory (no SSH)",
     "perf": "an `inv perf --json` document to show (default: the newest saved perf run)",
@@ -61,7 +62,8 @@ def _split(run: FleetRun) -> tuple[FleetRun, FleetRun]:
 
 
 @task(name="report", help=REPORT_HELP)
-def fleet_report(c, host=None, group=None, all=False, inventory=None, parallel=None, accept_new_host_keys=False,
+def fleet_report(c, host=None, group=None, all=False, inventory=None, parallel=None, fail_percent=None,
+                 accept_new_host_keys=False,
                  model_dir=None, out="fleet.html", from_=None, perf=None, baseline=None, threshold=10, sdk=None,
                  history=None):
     """Write the fleet on one HTML page: version matrix, deployed models, performance charts, history.
@@ -91,7 +93,7 @@ def fleet_report(c, host=None, group=None, all=False, inventory=None, parallel=N
             raise common.fail(f"--sdk {sdk!r} is not a release number like 2.3.2")
         toolkit_info, toolkit_release = common.toolkit(c)
         target = Target(sdk=release_of(sdk), toolkit=toolkit_release)
-        run = common.run(c, inv, boards, _both_job(target, model_dir), settings, "report", parallel)
+        run = common.run(c, inv, boards, _both_job(target, model_dir), settings, "report", parallel, fail_percent)
         checks, lists = _split(run)
         fresh = {"check": to_json(checks, target, toolkit_info), "models.list": list_json(lists)}
     docs = documents(from_dir=Path(from_) if from_ else None, fresh=fresh, perf_file=Path(perf) if perf else None,

@@ -65,17 +65,18 @@ def inspect(c, model, json=False):
             render_recipe(common.out(False), recipe)
 
 
-LIST_HELP = common.help_for("host", "group", "all", "inventory", "model-dir", "json", "parallel", "accept-new-host-keys")
+LIST_HELP = common.help_for("host", "group", "all", "inventory", "model-dir", "json", "parallel", "fail-percent",
+                            "accept-new-host-keys")
 CHANGE_HELP = {**LIST_HELP, "lock-wait": OPTION_HELP["lock-wait"], "name": "model name on the boards"}
 
 
 @task(name="list", help=LIST_HELP)
 def list_(c, host=None, group=None, all=False, inventory=None, model_dir=None, json=False, parallel=None,
-          accept_new_host_keys=False):
+          fail_percent=None, accept_new_host_keys=False):
     """Per board: each model's active version, sha, size, toolkit, platform, deployment time, versions kept."""
     inv, boards = common.selection(c, inventory, host, group, all)
     settings = common.settings(c, inv, accept_new_host_keys, False)
-    run = common.run(c, inv, boards, list_job(model_dir), settings, "models", parallel)
+    run = common.run(c, inv, boards, list_job(model_dir), settings, "models", parallel, fail_percent)
     if json:
         report.print_json(list_json(run), run)
     else:
@@ -108,9 +109,10 @@ def _change_job(make, name, model_dir, lock_wait):
         raise common.fail(str(e)) from None
 
 
-def _model_change(c, job, label, inventory, host, group, all, parallel, accept_new_host_keys, json):
+def _model_change(c, job, label, inventory, host, group, all, parallel, fail_percent, accept_new_host_keys, json):
     inv, boards = common.selection(c, inventory, host, group, all)
-    run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), label, parallel)
+    run = common.run(c, inv, boards, job, common.settings(c, inv, accept_new_host_keys, False), label, parallel,
+                     fail_percent)
     if json:
         report.print_json(report.envelope(f"models.{label}", {"boards": [
             {"board": r.board, "status": r.status, "error": r.error or None, "result": r.data}
@@ -122,17 +124,17 @@ def _model_change(c, job, label, inventory, host, group, all, parallel, accept_n
 
 @task(positional=["name"], help=CHANGE_HELP)
 def rollback(c, name, host=None, group=None, all=False, inventory=None, model_dir=None, lock_wait=60, json=False,
-             parallel=None, accept_new_host_keys=False):
+             parallel=None, fail_percent=None, accept_new_host_keys=False):
     """Make the version deployed before the active one active again."""
     _model_change(c, _change_job(rollback_job, name, model_dir, lock_wait), "rollback", inventory, host, group, all,
-                  parallel, accept_new_host_keys, json)
+                  parallel, fail_percent, accept_new_host_keys, json)
 
 
 @task(positional=["name"], help=CHANGE_HELP)
 def remove(c, name, host=None, group=None, all=False, inventory=None, model_dir=None, lock_wait=60, json=False,
-           parallel=None, accept_new_host_keys=False):
+           parallel=None, fail_percent=None, accept_new_host_keys=False):
     """Remove a model and all its kept versions from the boards."""
     _model_change(c, _change_job(remove_job, name, model_dir, lock_wait), "remove", inventory, host, group, all,
-                  parallel, accept_new_host_keys, json)
+                  parallel, fail_percent, accept_new_host_keys, json)
 
 

@@ -143,25 +143,26 @@ def _report_provision(task_name, run, version, check, json):
     report.finish(report.exit_code(run))
 
 
-SERVER_HELP = common.help_for("host", "group", "all", "inventory", "json", "accept-new-host-keys", "lock-wait")
+SERVER_HELP = common.help_for("host", "group", "all", "inventory", "json", "parallel", "fail-percent",
+                              "accept-new-host-keys", "lock-wait")
 
 
 @task(name="rollback", help=SERVER_HELP)
 def provision_rollback(c, host=None, group=None, all=False, inventory=None, lock_wait=60, json=False,
-                       accept_new_host_keys=False):
+                       parallel=None, fail_percent=None, accept_new_host_keys=False):
     """Put back the runtime, server, script and header files the last provision replaced (lite2 stays as is)."""
     inv, boards = common.selection(c, inventory, host, group, all)
     run = common.run(c, inv, boards, provision_rollback_job(lock_wait=float(lock_wait)),
-               common.settings(c, inv, accept_new_host_keys, False), "rollback")
+               common.settings(c, inv, accept_new_host_keys, False), "rollback", parallel, fail_percent)
     _report_provision("rollback", run, None, False, json)
 
 
 def server_task(action):
-    def body(c, host=None, group=None, all=False, inventory=None, json=False, lock_wait=60,
-             accept_new_host_keys=False):
+    def body(c, host=None, group=None, all=False, inventory=None, json=False, lock_wait=60, parallel=None,
+             fail_percent=None, accept_new_host_keys=False):
         inv, boards = common.selection(c, inventory, host, group, all)
         run = common.run(c, inv, boards, server_job(action, lock_wait=float(lock_wait)),
-                   common.settings(c, inv, accept_new_host_keys, False), f"server {action}")
+                   common.settings(c, inv, accept_new_host_keys, False), f"server {action}", parallel, fail_percent)
         _report_provision(f"server.{action}", run, None, False, json)
     body.__doc__ = {"start": "Start rknn_server the board's way (systemd unit or start_rknn.sh).",
                     "stop": "Stop rknn_server (and its start_rknn.sh loop).",

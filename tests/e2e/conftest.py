@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.lab.fleet import Lab
+from tests.wheels import offline, offline_text
 
 RKDEPLOY = str(Path(sys.executable).parent / "rkdeploy")
 # The `rkdeploy` command imports the checkout under test (a worktree too), not whatever the venv was installed from.
@@ -79,7 +80,8 @@ def toolkit_python():
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "rknn-toolkit2==2.3.2"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *offline(), "rknn-toolkit2==2.3.2"],
+                       check=True)                      # from the local wheel cache (tests/wheels.py)
         (venv / ".complete").touch()
     return str(python)
 
@@ -101,7 +103,8 @@ def bundles(tmp_path_factory):
         pytest.fail(f"Rockchip's SDK tree is not at {tree} (RKDEPLOY_ROCKCHIP_DIR)")
     else:
         args = [str(cached_tree("2.3.2"))]
-    proc = subprocess.run([RKDEPLOY, "bundle.import", *args, "--python", "3.11"], cwd=work,
+    proc = subprocess.run([RKDEPLOY, "bundle.import", *args, "--python", "3.11", "--pip-options", offline_text()],
+                          cwd=work,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return work
@@ -127,6 +130,6 @@ def standin_toolkit():
         build = venv.with_name("toolkit-standin-src")       # build outside the source tree (no build/ in git)
         shutil.rmtree(build, ignore_errors=True)
         shutil.copytree(source, build, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-        subprocess.run([str(python), "-m", "pip", "install", "-q", str(build)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *offline(), str(build)], check=True)
         (venv / ".complete").write_text(stamp)
     return str(python)

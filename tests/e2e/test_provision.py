@@ -8,6 +8,7 @@ import yaml
 
 from tests.e2e.conftest import inventory_copy, rkdeploy_in, ssh
 from tests.lab import faults
+from tests.wheels import offline_text
 
 pytestmark = pytest.mark.lab
 
@@ -166,7 +167,7 @@ def test_bundle_import_takes_the_python_tags_from_the_fleet_and_names_the_boards
     faults.cut_link(cut)
     try:
         proc = rkdeploy_in(tmp_path, "bundle.import", str(cached_tree("2.3.2")), "--python", "fleet",
-                           "--inventory", str(inventory))
+                           "--inventory", str(inventory), "--pip-options", offline_text())
     finally:
         faults.restore_link(cut)
     assert proc.returncode == 0, proc.stderr

@@ -11,6 +11,7 @@ from tests.e2e.conftest import need_lab, rkdeploy_in, ssh
 from tests.lab import sdk
 from rkdeploy.bundle import sha256_of as sha256_file
 from tests.lab.fleet import Lab
+from tests.wheels import offline_text
 
 pytestmark = pytest.mark.lab
 
@@ -26,7 +27,7 @@ def fresh(tmp_path_factory):
     work = tmp_path_factory.mktemp("real-sdk")
     for version, tree in trees.items():
         proc = rkdeploy_in(work, "bundle.import", str(tree), "--python", "3.11",
-                           "--runtime", f"aarch64={sdk.standin_runtime(version)}")
+                           "--runtime", f"aarch64={sdk.standin_runtime(version)}", "--pip-options", offline_text())
         assert proc.returncode == 0, proc.stdout + proc.stderr
     lab = Lab(f"r{os.getpid() % 100000}")
     lab.down()

@@ -122,10 +122,15 @@ def _header(name: str, rel: Release) -> str:
 
 
 def download_lite2(version: str, python_tag: str, dest: Path) -> list[Path]:
-    """The real rknn-toolkit-lite2 wheel (no dependencies) from the package index."""
+    """The real rknn-toolkit-lite2 wheel (no dependencies): from the local wheel cache that `python -m
+    tests.wheels` fills, else from the package index; with RKDEPLOY_NO_INDEX=1 (scripts/test.sh sets it once
+    the cache is filled) from the cache only."""
+    from tests.wheels import WHEELS
+
     dest.mkdir(parents=True, exist_ok=True)
     pyver = f"{python_tag[2]}.{python_tag[3:]}"
-    run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+    local = ["--find-links", str(WHEELS)] + (["--no-index"] if os.environ.get("RKDEPLOY_NO_INDEX") == "1" else [])
+    run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", *local,
          "--platform", "manylinux2014_aarch64", "--python-version", pyver,
          f"rknn-toolkit-lite2=={version}", "-d", str(dest)])
     return sorted(dest.glob("rknn_toolkit_lite2-*.whl"))

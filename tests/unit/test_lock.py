@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rkdeploy import remote
-from rkdeploy.lock import (BUSY_EXIT, HELD_CHECK, LOCK_LOST_EXIT, BoardLock, LockLost, held_params, lock_command,
+from rkdeploy.lock import (BUSY_EXIT, HEARTBEAT_EVERY, HELD_CHECK, LOCK_LOST_EXIT, BoardLock, LockLost, held_params, lock_command,
                            new_token)
 
 SLACK = 5.0          # what a loaded 2-core machine may add to any deadline below
@@ -179,6 +179,27 @@ def test_beats_keep_the_lock_and_their_absence_releases_it_after_the_timeout(hol
     assert first.ended(timeout + SLACK) == 0
     assert time.monotonic() - silent_from >= timeout * 0.9       # not before the timeout had passed
     free_within(holders, SLACK)
+
+
+def test_the_default_heartbeat_timeout_frees_a_board_within_the_15_s_the_readme_promises():
+    """The tests above pass short timeouts as parameters; this pins the default every run uses (README: a
+    killed run or a cut link frees the board within 15 s), on the board's side and on the PC's."""
+    token = new_token()
+    header = dict(line.split("=", 1) for line in lock_command(0, token).splitlines() if line.startswith("rkl_"))
+    board_timeout = float(header["rkl_timeout"])
+    assert HEARTBEAT_EVERY < board_timeout <= 15
+    assert float(held_params(token)["rkl_timeout"]) == board_timeout
+    lock = BoardLock(session=None)
+    assert lock.heartbeat_timeout == board_timeout and 0 < lock.limit < board_timeout
+
+
+def test_a_taker_gives_up_after_its_lock_wait_and_never_before(holders):
+    """`flock -w`: a second taker neither blocks for good (no -w) nor gives up at once (-n, -w 0)."""
+    take(holders)
+    second = holders(wait=2)
+    assert second.ended(1.5) is None                             # still waiting after 1.5 s of a 2 s wait
+    assert second.ended(0.5 + SLACK) == BUSY_EXIT                # and then it gives up with the busy code
+    assert time.monotonic() - second.started < 2 + SLACK
 
 
 def test_the_held_check_passes_only_for_the_run_that_holds_the_lock(tmp_path, holders):

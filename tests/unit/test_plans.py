@@ -131,6 +131,34 @@ def test_the_install_script_takes_every_manifest_value_as_a_parameter_and_works(
     assert (tmp_path / "backup" / str(root / "usr/lib/old.so").lstrip("/")).read_bytes() == b"old"
 
 
+def test_the_install_script_renames_nothing_and_fails_when_one_checksum_does_not_match(tmp_path):
+    """Run for real with /bin/sh: the second file's sha256 is not the manifest's, so nothing is renamed, no
+    backup is recorded, the temporary files are removed, and the script exits non-zero naming the file.
+    (With the check inverted, the test above fails instead: its files match.)"""
+    import dataclasses
+    import hashlib
+    import subprocess
+
+    root = tmp_path / "root"
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "usr/lib/a.so").write_bytes(b"old a")
+    (root / "usr/lib/b.so").write_bytes(b"old b")
+    uploads = []
+    for name, data, claimed in (("a.so", b"new a", b"new a"), ("b.so", b"new b, cut short", b"new b")):
+        tmp = root / "usr/lib" / f".{name}.rkdeploy-1"
+        tmp.write_bytes(data)
+        f = dataclasses.replace(bundle().files[0], dest=str(root / "usr/lib" / name),
+                                sha256=hashlib.sha256(claimed).hexdigest(), mode="0644")
+        uploads.append((f, str(tmp)))
+    done = subprocess.run(["/bin/sh", "-c", install_script(uploads, backup_dir=str(tmp_path / "backup"))],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3, (done.returncode, done.stderr)
+    assert f"checksum of {root}/usr/lib/b.so wrong after upload" in done.stderr
+    assert (root / "usr/lib/a.so").read_bytes() == b"old a" and (root / "usr/lib/b.so").read_bytes() == b"old b"
+    assert sorted(p.name for p in (root / "usr/lib").iterdir()) == ["a.so", "b.so"]    # temporaries removed
+    assert not (tmp_path / "backup/manifest").exists() and not (tmp_path / "backup/manifest.new").exists()
+
+
 def test_deploy_validation_names_platform_toolkit_and_space_problems(tmp_path):
     model = rk3588_model(tmp_path)
     field = facts("rk3588-field-1.5.0.txt")

@@ -3,6 +3,7 @@ import re
 
 import pytest
 
+from packaging.version import Version
 from rkdeploy.versions import (parse_driver, parse_lite2, parse_runtime, parse_sdk_version_block, parse_server, release_of,
                                same_release)
 from tests.conftest import FIXTURES
@@ -131,3 +132,26 @@ def test_a_20k_digit_line_parses_fast_and_names_no_release(text):
     for parse in (release_of, parse_runtime, parse_server, parse_driver, parse_lite2, parse_sdk_version_block):
         parse(text)
     assert time.perf_counter() - start < 0.5
+
+
+def test_lite2s_self_report_is_read_from_its_label_not_from_the_first_number_on_the_line():
+    line = "/usr/lib/python3.11/site-packages/rknnlite/api: W rknn-toolkit-lite2 version: 2.3.2"
+    assert release_of(line) == Version("3.11")
+    lite2 = parse_lite2(line)
+    assert lite2.release == "2.3.2" and lite2.build == "" and lite2.raw == line
+
+
+def test_a_version_without_a_build_has_an_empty_build_in_every_parser():
+    assert parse_runtime("librknnrt version: 2.3.2").build == ""
+    assert parse_server("rknn_server version: 2.3.2").build == ""
+    assert parse_driver("RKNPU driver: v0.9.8").build == ""
+    assert parse_lite2("2.3.2").build == ""
+
+
+def test_the_api_line_of_get_sdk_version_keeps_its_build_and_reads_api_without_a_space():
+    block = parse_sdk_version_block("I RKNNAPI: API:2.3.2 (429f97ae6b@2025-04-09T09:09:27)\nAPI: 1.5.2\n")
+    assert block["api"] == parse_sdk_version_block("API: 1.5.2")["api"]          # the last API line wins
+    first = parse_sdk_version_block("I RKNNAPI: API:2.3.2 (429f97ae6b@2025-04-09T09:09:27)")["api"]
+    assert (first.release, first.build) == ("2.3.2", "429f97ae6b@2025-04-09T09:09:27")
+    plain = parse_sdk_version_block("API: 1.5.2")["api"]
+    assert (plain.release, plain.build) == ("1.5.2", "")
