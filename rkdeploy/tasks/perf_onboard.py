@@ -24,7 +24,7 @@ ONBOARD_HELP = {
     "runs": "--on-board: timed inferences per thread (default 20)",
     "duration": "--on-board: run each combination for this many seconds instead of --runs",
     "parallel": common.SELECT_HELP["parallel"],
-    "model-dir": "--on-board --name: model directory on the boards (default: board var model_dir, else /opt/rkdeploy/models)",
+    "model-dir": common.OPTION_HELP["model-dir"],
 }
 
 

@@ -8,6 +8,7 @@ import select
 import stat
 import subprocess
 import threading
+import re
 import time
 from pathlib import Path
 
@@ -185,7 +186,8 @@ def test_the_default_heartbeat_timeout_frees_a_board_within_the_15_s_the_readme_
     """The tests above pass short timeouts as parameters; this pins the default every run uses (README: a
     killed run or a cut link frees the board within 15 s), on the board's side and on the PC's."""
     token = new_token()
-    header = dict(line.split("=", 1) for line in lock_command(0, token).splitlines() if line.startswith("rkl_"))
+    header = dict(line.split("=", 1) for line in lock_command(0, token).splitlines()
+                  if re.match(r"rkl_\w+=", line))
     board_timeout = float(header["rkl_timeout"])
     assert HEARTBEAT_EVERY < board_timeout <= 15
     assert float(held_params(token)["rkl_timeout"]) == board_timeout
