@@ -19,12 +19,12 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bundle import sha256_of
 from .socs import KNOWN_SOCS, family_of
+from .toolkit import run_json_worker, toolkit_errors
 from .versions import release_of
 
 WORKER = Path(__file__).with_name("convert_worker.py")
@@ -203,39 +203,8 @@ def fleet_refusal(toolkit_version: str, fleet: FleetTargets) -> str | None:
 
 # -- the worker ------------------------------------------------------------------------------------------------
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def toolkit_errors(log: str) -> list[str]:
-    found: list[str] = []
-    for line in _ANSI.sub("", log).splitlines():
-        line = line.strip()
-        if (line.startswith("E ") and not line.startswith("E rknn-toolkit2 version")
-                and not line.endswith("Traceback (most recent call last):") and line not in found):
-            found.append(line if len(line) < 300 else line[:297] + "...")
-    return found
-
-
 def run_worker(python: str, request: dict, timeout: float) -> dict:
-    try:
-        proc = subprocess.run([python, str(WORKER)], input=json.dumps(request), capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "stage": "timeout", "error": f"the toolkit did not finish within {timeout:g} s", "log": ""}
-    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    try:
-        return json.loads(line)
-    except ValueError:
-        return {"ok": False, "stage": "worker", "error": f"the worker exited {proc.returncode} without a result",
-                "log": proc.stdout + proc.stderr}
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return run_json_worker([python, str(WORKER)], request, timeout)
 
 
 def dataset_digest(path: str) -> dict:
@@ -249,9 +218,9 @@ def dataset_digest(path: str) -> dict:
             if part.startswith("#"):
                 break
             p = Path(part) if os.path.isabs(part) else listing.parent / part
-            h.update(part.encode() + b"\0" + (sha256_file(p).encode() if p.is_file() else b"missing") + b"\n")
+            h.update(part.encode() + b"\0" + (sha256_of(p).encode() if p.is_file() else b"missing") + b"\n")
             files += 1
-    return {"path": str(listing), "sha256": sha256_file(listing), "files": files, "files_sha256": h.hexdigest()}
+    return {"path": str(listing), "sha256": sha256_of(listing), "files": files, "files_sha256": h.hexdigest()}
 
 
 def _now() -> str:
@@ -265,7 +234,7 @@ def convert(opts: ConvertOptions, *, python: str, toolkit_version: str, timeout:
     work = work_dir(opts)
     work.mkdir(parents=True, exist_ok=True)
     Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
-    source_sha = sha256_file(opts.onnx)
+    source_sha = sha256_of(opts.onnx)
     dataset = dataset_digest(opts.dataset) if opts.dataset else None
     top = MAX_OPSET.get(str(release_of(toolkit_version)) if release_of(toolkit_version) else "")
     results = []
@@ -303,7 +272,7 @@ def convert(opts: ConvertOptions, *, python: str, toolkit_version: str, timeout:
                       "toolkit": toolkit_version,
                       "options": {k: v for k, v in opts.to_dict().items()
                                   if k not in ("onnx", "targets", "out_dir", "work_dir")},
-                      "input_shapes": raw.get("input_shapes"), "model_sha256": sha256_file(out),
+                      "input_shapes": raw.get("input_shapes"), "model_sha256": sha256_of(out),
                       "started_at": started, "finished_at": _now(), "seconds": r.seconds,
                       "wall_seconds": r.wall_seconds,
                       "accuracy": [{k: a.get(k) for k in ("output", "samples", "cosine_min", "max_abs", "mean_abs")}
@@ -341,7 +310,7 @@ def read_recipe(model_path: str | Path) -> dict | None:
     except (OSError, ValueError) as e:
         return {"error": f"{path.name}: {e}"}
     try:
-        recipe["stale"] = recipe.get("model_sha256") != sha256_file(model_path)
+        recipe["stale"] = recipe.get("model_sha256") != sha256_of(model_path)
     except OSError:
         pass
     return recipe

@@ -33,12 +33,12 @@ from .gather import gather_facts
 from .diagnose import Diagnosis, diagnose
 from .socs import runs_on, socs_for
 from .fleet import FAILED, OK, BoardResult
-from .session import BoardSession
+from .session import BoardSession, RootUnavailable
 from .perf_parse import MemoryResult, PerfResult, parse_memory, parse_perf
 from .provision import server_dir_of, server_script
 from .remote import script as shell_script
-from .session import RootUnavailable
 from .rknn_model import RknnModel
+from .toolkit import run_json_worker, toolkit_errors
 from .versions import same_release
 
 WORKER = Path(__file__).with_name("perf_worker.py")
@@ -256,7 +256,7 @@ def run_worker(python: str, request: dict, timeout: float, env: dict | None = No
     _pc_lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(_pc_lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _run([python, str(WORKER)], request, timeout, {**(env or os.environ), "PYTHONUNBUFFERED": "1"})
+        return run_json_worker([python, str(WORKER)], request, timeout, env)
 
 
 def _run_isolated(python: str, request: dict, timeout: float, env: dict | None, adb: str) -> dict:
@@ -266,27 +266,12 @@ def _run_isolated(python: str, request: dict, timeout: float, env: dict | None, 
         try:
             child_env = {k: v for k, v in (env or os.environ).items() if k != "ANDROID_ADB_SERVER_PORT"}
             # TMPDIR: the namespaced adb server's log ($TMPDIR/adb.<uid>.log) is this run's own
-            child_env.update(PYTHONUNBUFFERED="1", TMPDIR=tmp)
+            child_env.update(TMPDIR=tmp)
             inner = {**request, "device_id": f"127.0.0.1:{NETNS_PORT}", "board_device_id": request["device_id"],
                      "netns": {"socket": relay.path, "port": NETNS_PORT, "adb": adb}}
-            return _run([*UNSHARE, python, str(WORKER)], inner, timeout, child_env)
+            return run_json_worker([*UNSHARE, python, str(WORKER)], inner, timeout, child_env)
         finally:
             relay.close()
-
-
-def _run(argv: list[str], request: dict, timeout: float, env: dict) -> dict:
-    try:
-        proc = subprocess.run(argv, input=json.dumps(request), capture_output=True, text=True, timeout=timeout,
-                              env=env)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "stage": "timeout", "error": f"the toolkit did not finish within {timeout:g} s",
-                "log": ""}
-    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    try:
-        return json.loads(line)
-    except ValueError:
-        return {"ok": False, "stage": "worker", "error": f"the worker crashed ({proc.returncode})",
-                "log": proc.stdout + proc.stderr}
 
 
 def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: AdbServer, *, force: bool) -> list[str]:
@@ -357,18 +342,6 @@ def perf_job(models: list[RknnModel], *, python: str, toolkit_release, adb: AdbS
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def toolkit_errors(log: str) -> list[str]:
-    """The toolkit's and its runtime's own error lines (`E …`), without colour codes, first seen first; the
-    closing `E rknn-toolkit2 version: …` of its warning summary is not an error."""
-    found: list[str] = []
-    for line in _ANSI.sub("", log).splitlines():
-        line = line.strip()
-        if (line.startswith("E ") and not line.startswith("E rknn-toolkit2 version")
-                and not line.endswith("Traceback (most recent call last):") and line not in found):
-            found.append(line if len(line) < 300 else line[:297] + "...")
-    return found
 
 
 def _one(board, model: RknnModel, python, fix_freq, perf_debug, timeout, raw_dir: Path, env=None, adb=None) -> PerfRun:

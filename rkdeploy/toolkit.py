@@ -11,6 +11,10 @@ The environment itself is a pinned, tested set (toolkit_constraints/VERSION.txt)
 """
 from __future__ import annotations
 
+import re
+
+import json
+
 import hashlib
 import os
 import shutil
@@ -185,3 +189,35 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def toolkit_errors(log: str) -> list[str]:
+    """The toolkit's and its runtime's own error lines (`E …`), without colour codes, first seen first; the
+    closing `E rknn-toolkit2 version: …` of its warning summary is not an error."""
+    found: list[str] = []
+    for line in _ANSI.sub("", log).splitlines():
+        line = line.strip()
+        if (line.startswith("E ") and not line.startswith("E rknn-toolkit2 version")
+                and not line.endswith("Traceback (most recent call last):") and line not in found):
+            found.append(line if len(line) < 300 else line[:297] + "...")
+    return found
+
+
+def run_json_worker(argv: list[str], request: dict, timeout: float, env: dict | None = None) -> dict:
+    """Run a worker script in the toolkit's Python (perf_worker.py, convert_worker.py): the request as JSON on
+    its stdin, its result as the last JSON line of its stdout (the toolkit's console output is in its `log`)."""
+    try:
+        proc = subprocess.run(argv, input=json.dumps(request), capture_output=True, text=True, timeout=timeout,
+                              env={**(env or os.environ), "PYTHONUNBUFFERED": "1"})
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "stage": "timeout", "error": f"the toolkit did not finish within {timeout:g} s",
+                "log": ""}
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return {"ok": False, "stage": "worker", "error": f"the worker crashed (exit {proc.returncode}) without a result",
+                "log": proc.stdout + proc.stderr}
