@@ -56,8 +56,15 @@ def ssh(lab: Lab, board, command: str, timeout: float = 60) -> subprocess.Comple
         capture_output=True, text=True, timeout=timeout)
 
 
+def cli_env() -> dict:
+    """The environment of an `rkdeploy` run in a test: without the PC toolkit that scripts/test.sh exports for the
+    real-toolkit tests (a configured toolkit adds findings to check); those tests pass it themselves."""
+    return {k: v for k, v in os.environ.items() if k != "RKDEPLOY_TOOLKIT_PYTHON"}
+
+
 def rkdeploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([RKDEPLOY, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run([RKDEPLOY, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=cli_env())
 
 
 def inventory_copy(lab: Lab, tmp_path: Path, **settings) -> Path:
@@ -112,7 +119,7 @@ def bundles(tmp_path_factory):
 
 def rkdeploy_in(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([RKDEPLOY, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=cli_env())
 
 
 @pytest.fixture(scope="session")
