@@ -35,7 +35,7 @@ from .socs import runs_on, socs_for
 from .fleet import FAILED, OK, BoardResult
 from .session import BoardSession, RootUnavailable
 from .perf_parse import MemoryResult, PerfResult, parse_memory, parse_perf
-from .provision import server_dir_of, server_script
+from .server import manager_of, server_dir_of, server_script
 from .remote import script as shell_script
 from .rknn_model import RknnModel
 from .toolkit import run_json_worker, toolkit_errors
@@ -293,7 +293,7 @@ def preflight(session: BoardSession, model: RknnModel, toolkit_release, adb: Adb
                         f"the board is {facts.soc}")
     if server is not None and not facts.server_running:
         try:
-            started = session.run_as_root(server_script("systemd" if facts.server_unit else "start_rknn.sh", server_dir_of(facts)))
+            started = session.run_as_root(server_script(manager_of(facts), server_dir_of(facts)))
             if started.return_code != 0:
                 problems.append(f"rknn_server is stopped and did not start: {started.stderr.strip()}")
         except RootUnavailable as e:

@@ -8,7 +8,8 @@ from .. import report
 from ..bundle import (BundleError, describe_parts, import_sdk, list_versions, load_bundle, parse_runtime_options,
                       verify)
 from ..gather import python_tag_job
-from ..provision import provision_job, rollback_job as provision_rollback_job, server_job
+from ..provision import provision_job, rollback_job as provision_rollback_job
+from ..server import server_job
 from ..provision_report import render_provision
 from . import common
 from .common import OPTION_HELP, SELECT_HELP, task
