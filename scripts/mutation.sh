@@ -37,7 +37,7 @@ declare -A TESTS=(
   [rknn_model]="tests/unit/test_rknn_model.py"
   [probe]="tests/unit/test_probe.py"
   [bundle]="tests/unit/test_bundle.py"
-  [provision]="tests/unit/test_plans.py tests/unit/test_promises.py"
+  [provision]="tests/unit/test_provision_plans.py tests/unit/test_plans.py tests/unit/test_promises.py"
   [deploy]="tests/unit/test_plans.py tests/unit/test_deploy_scripts.py tests/unit/test_promises.py"
 )
 DEFAULT=(socs versions remote policy perf_parse inventory rknn_model probe bundle provision deploy)
