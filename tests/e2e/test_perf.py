@@ -20,7 +20,10 @@ def board(lab, profile):
 
 
 def perf(bundles, lab, toolkit, devices, *args):
-    env = dict(os.environ, RKDEPLOY_TOOLKIT_PYTHON=toolkit, RKDEPLOY_STANDIN_ADB_DEVICES=devices)
+    # The stand-in's adb knows only the listed ids: no namespaced relay (127.0.0.1:7555) to reach, so one
+    # toolkit run at a time on the PC, the way USB boards are run.
+    env = dict(os.environ, RKDEPLOY_TOOLKIT_PYTHON=toolkit, RKDEPLOY_STANDIN_ADB_DEVICES=devices,
+               RKDEPLOY_PERF_ISOLATION="lock")
     proc = subprocess.run([RKDEPLOY, "perf", "--model", str(MODEL), "--json", "--inventory", str(lab.inventory), *args],
                           cwd=bundles, capture_output=True, text=True, env=env, timeout=600, stdin=subprocess.DEVNULL)
     return proc, json.loads(proc.stdout)
@@ -34,7 +37,8 @@ def test_perf_runs_on_a_provisioned_board_and_refuses_the_mismatched_one_with_it
     proc, doc = perf(bundles, lab, standin_toolkit, devices, "--host", f"{fresh.name},{mismatch.name}", "--perf-debug")
     results = {r["board"]: r for r in doc["results"]}
     ok = results[fresh.name]
-    assert ok["ok"] and ok["time_ms"] > 0 and ok["fps"] > 0 and ok["memory_total_mib"] > 0
+    assert ok["ok"], ok["error"]
+    assert ok["time_ms"] > 0 and ok["fps"] > 0 and ok["memory_total_mib"] > 0
     assert ok["top_operators"].startswith("ConvRelu")
     refused = results[mismatch.name]
     assert not refused["ok"] and "rknn_server 1.6.0" in refused["error"] and "2.3.2" in refused["error"]
