@@ -103,26 +103,10 @@ def build(dest: Path) -> None:
         run(["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(PACKAGES)}",
              SUITE, str(work), debian_mirror()], capture=False)
         run(["chroot", str(work), "/bin/sh", "-c", SETUP], capture=False)
-        tmp = dest.with_name(dest.name + ".part")
-        with open(tmp, "wb") as out:
-            tar = subprocess.Popen(["tar", "-C", str(work), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
-            zstd = subprocess.run(["zstd", "-q", "-T0", "-10"], stdin=tar.stdout, stdout=out)
-            tar.stdout.close()
-            if tar.wait() != 0 or zstd.returncode != 0:
-                raise LabError("packing the rootfs failed")
-        tmp.rename(dest)
+        pack(work, dest)
     finally:
         _discard(work)
     print(f"rootfs built in {time.monotonic() - started:.0f} s: {dest}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _cache_lock():
-    """One builder or unpacker at a time, across processes (the demo, the suite and benchmarks share the cache)."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / f".rootfs-{SUITE}-arm64.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def _discard(work: Path) -> None:
@@ -134,31 +118,49 @@ def _discard(work: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def ensure_tarball() -> Path:
-    path = tarball_path()
-    with _cache_lock():
-        if not path.exists():
-            build(path)
-    return path
+def pack(tree: Path, dest: Path) -> None:
+    """A root filesystem tree into a .tar.zst, written beside and renamed into place (never half a tarball)."""
+    tmp = dest.with_name(dest.name + ".part")
+    with open(tmp, "wb") as out:
+        tar = subprocess.Popen(["tar", "-C", str(tree), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
+        zstd = subprocess.run(["zstd", "-q", "-T0", "-10"], stdin=tar.stdout, stdout=out)
+        tar.stdout.close()
+        if tar.wait() != 0 or zstd.returncode != 0:
+            raise LabError(f"packing the rootfs into {dest} failed")
+    tmp.rename(dest)
 
 
-def ensure_unpacked() -> Path:
-    """The rootfs unpacked next to its tarball: the shared read-only lower layer of every board. Once unpacked,
-    the tarball is no longer needed."""
-    path = tarball_path()
-    root = path.with_name(path.name.removesuffix(".tar.zst"))
+@contextlib.contextmanager
+def _cache_lock(name: str):
+    """One builder or unpacker of a rootfs at a time, across processes (the demo, the suite and benchmarks share
+    the cache)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def cached_unpack(tarball: Path, build_into) -> Path:
+    """`tarball` unpacked next to it (built first with `build_into(tarball)` when missing): the shared read-only
+    lower layer of the boards. Once unpacked, the tarball is no longer needed."""
+    root = tarball.with_name(tarball.name.removesuffix(".tar.zst"))
     done = root / ".rkdeploy-unpacked"
     if done.exists():
         return root
-    with _cache_lock():
+    with _cache_lock(root.name):
         if not done.exists():
-            if not path.exists():
-                build(path)
+            if not tarball.exists():
+                build_into(tarball)
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
-            run(["tar", "-C", str(root), "--numeric-owner", "-I", "zstd", "-xf", str(path)])
+            run(["tar", "-C", str(root), "--numeric-owner", "-I", "zstd", "-xf", str(tarball)])
             done.touch()
     return root
+
+
+def ensure_unpacked() -> Path:
+    """The Debian arm64 rootfs every emulated aarch64 board shares."""
+    return cached_unpack(tarball_path(), build)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .host import CACHE_DIR, LabError, require_root, run
-from .rootfs import SUITE, debian_mirror
+from .rootfs import SUITE, cached_unpack, debian_mirror, pack
 
 ARCH = "armhf"
 PACKAGES = ["busybox-static", "dropbear-bin", "libc6", "libgcc-s1", "libcrypt1", "zlib1g", "libtomcrypt1",
@@ -103,32 +103,14 @@ def build(dest: Path) -> None:
     for deb in _download(work):
         run(["dpkg-deb", "-x", str(deb), str(root)])
     subprocess.run(["sh", "-c", SETUP], env={"R": str(root), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, check=True)
-    tmp = dest.with_name(dest.name + ".part")
-    with open(tmp, "wb") as out:
-        tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
-        zstd = subprocess.run(["zstd", "-q", "-T0", "-10"], stdin=tar.stdout, stdout=out)
-        tar.stdout.close()
-        if tar.wait() != 0 or zstd.returncode != 0:
-            raise LabError("packing the rootfs failed")
-    tmp.rename(dest)
+    pack(root, dest)
     shutil.rmtree(work, ignore_errors=True)
     print(f"busybox armhf rootfs built in {time.monotonic() - started:.0f} s: {dest}", file=sys.stderr)
 
 
 def ensure_unpacked() -> Path:
     """The rootfs unpacked next to its tarball: the read-only lower layer of every RV1106 board."""
-    tarball = tarball_path()
-    if not tarball.exists():
-        tarball.parent.mkdir(parents=True, exist_ok=True)
-        build(tarball)
-    root = tarball.with_name(tarball.name.removesuffix(".tar.zst"))
-    done = root / ".rkdeploy-unpacked"
-    if not done.exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        run(["tar", "-C", str(root), "--numeric-owner", "-I", "zstd", "-xf", str(tarball)])
-        done.touch()
-    return root
+    return cached_unpack(tarball_path(), build)
 
 
 if __name__ == "__main__":
