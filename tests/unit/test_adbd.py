@@ -249,9 +249,13 @@ def test_a_shell_the_pc_abandons_gets_a_hangup_on_the_board(lab):
         time.sleep(0.05)
 
 
-def test_the_log_records_every_service_the_pc_asked_for(lab):
+def test_the_log_records_every_service_the_pc_asked_for(lab, tmp_path):
     lab.on_board("shell", "uname -m")
     lab.on_board("root")
+    small = tmp_path / "small.txt"
+    small.write_text("x\n")
+    lab.on_board("push", str(small), str(lab.work / "board" / "small.txt"), timeout=120)     # the sync service
+    lab.on_board("shell", "exit 3")
     lines = lab.log_lines()
     opened = [line for line in lines if " open " in line]
     assert any('service="shell,v2,' in line and 'raw:uname -m"' in line for line in opened)
