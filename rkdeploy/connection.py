@@ -178,12 +178,13 @@ def open_connection(board: Board, settings: SshSettings) -> Connection:
             conn.close()
             raise Unreachable(f"no answer from {conn.host}:{conn.port} within {settings.connect_timeout:g} s") from e
         except (OSError, SSHException, EOFError, NoValidConnectionsError) as e:
+            why = _describe(e, conn, settings)
             conn.close()
             attempt += 1
             retryable = isinstance(e, (ConnectionRefusedError, ConnectionResetError, EOFError, SSHException))
             pause = min(2.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.5)
             if not retryable or attempt > settings.retries or time.monotonic() + pause >= deadline:
-                raise Unreachable(f"{conn.host}:{conn.port}: {_describe(e)}") from e
+                raise Unreachable(f"{conn.host}:{conn.port}: {why}") from e
             time.sleep(pause)
 
 
@@ -219,7 +220,14 @@ def _socket(host: str, port: int, deadline: float, settings: SshSettings) -> soc
     return sock
 
 
-def _describe(e: BaseException) -> str:
+def _describe(e: BaseException, conn: Connection, settings: SshSettings) -> str:
+    transport = conn.client.get_transport()
+    if isinstance(e, SSHException) and transport is not None and not transport.remote_version:
+        # The port took the connection but sent no SSH banner. paramiko words this two ways, depending on
+        # which of its two timers (banner, negotiation) ran out first: "Error reading SSH protocol banner",
+        # or "No existing session" from the host key step that runs after a negotiation that timed out.
+        return (f"no SSH banner within {settings.connect_timeout:g} s: the port accepts connections but no SSH "
+                "server answers on it (sshd starting, overloaded, or another service on that port)")
     if isinstance(e, ConnectionRefusedError):
         return "connection refused (is sshd running?)"
     if isinstance(e, OSError) and e.strerror:

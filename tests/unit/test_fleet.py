@@ -50,16 +50,18 @@ def test_one_slow_board_does_not_hold_back_the_others():
     finished = []
 
     def job(session):
-        if session.board.name == "b0":
+        if session.board.name == "b0":           # holds one of the two slots until every other board is done
             assert release.wait(10)
-        else:
+        with lock:
             finished.append(session.board.name)
             if len(finished) == len(BOARDS) - 1:
                 release.set()
         return BoardResult(session.board.name, OK)
 
+    lock = threading.Lock()
     run = run_fleet(BOARDS, job, SshSettings(), label="t", parallel=2, console=QUIET)
-    assert run.count(OK) == len(BOARDS) and finished[-1] != "b0"
+    assert run.count(OK) == len(BOARDS)
+    assert finished[-1] == "b0" and sorted(finished) == sorted(b.name for b in BOARDS)
 
 
 def test_a_refused_port_is_reported_unreachable_after_retries():
@@ -69,6 +71,37 @@ def test_a_refused_port_is_reported_unreachable_after_retries():
         board = Board(name="x", host="127.0.0.1", port=port)
         with pytest.raises(Unreachable, match="connection refused"):
             open_connection(board, SshSettings(connect_timeout=3, retries=2))
+
+
+def test_boards_that_accept_tcp_and_never_send_a_banner_are_all_reported_as_such_within_the_connect_timeout():
+    """paramiko words this two ways, by which of its timers runs out first (one of them "No existing session");
+    every board of a parallel run must get the same, true reason."""
+    held = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+
+        def accept():
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(listener.accept()[0])
+        threading.Thread(target=accept, daemon=True).start()
+        settings = SshSettings(connect_timeout=2, retries=2)
+
+        def connect(i):
+            started = time.monotonic()
+            with pytest.raises(Unreachable) as raised:
+                open_connection(Board(name=f"b{i}", host="127.0.0.1", port=listener.getsockname()[1]), settings)
+            return str(raised.value), time.monotonic() - started
+
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(connect, range(16)))
+    for sock in held:
+        sock.close()
+    for message, seconds in outcomes:
+        assert "no SSH banner within 2 s: the port accepts connections but no SSH server answers" in message
+        assert seconds < settings.connect_timeout + 2      # its deadline, plus paramiko's 0.1 s polling and thread start
 
 
 # -- an in-process SSH server: the real BoardSession/open_connection code against scripted boards ----------
