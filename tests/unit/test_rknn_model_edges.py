@@ -2,6 +2,7 @@
 type (each refusal's full message), tensors described only by the JSON or only by the FlatBuffer, dtype and
 layout fallbacks, and FlatBuffers whose objects sit at the very ends of the buffer or point outside it. Each
 model is built here as bytes (header, FlatBuffer, JSON), so every test names the one fact it varies."""
+import hashlib
 import json
 import re
 import struct
@@ -10,11 +11,11 @@ import pytest
 
 from rkdeploy.rknn_model import ModelError, plain_dtype, read_model
 from tests.lab import modelgen
-from tests.lab.modelgen import Spec, Tensor
 
 # The FlatBuffer field positions of docs/rknn-formats.md, spelled out here (not imported) so that the tests
 # pin the documented layout rather than whatever the reader's constants say.
-ROOT_GRAPHS, ROOT_GENERATOR, ROOT_COMPILER, ROOT_SOURCE, ROOT_IN_JSON, ROOT_OUT_JSON, ROOT_CUSTOM = 2, 3, 7, 9, 12, 13, 21
+ROOT_GRAPHS, ROOT_GENERATOR, ROOT_COMPILER, ROOT_SOURCE = 2, 3, 7, 9
+ROOT_IN_JSON, ROOT_OUT_JSON, ROOT_CUSTOM = 12, 13, 21
 
 
 def assemble(flat: bytes, meta, fmt: int = 6) -> bytes:
@@ -132,11 +133,45 @@ def test_metadata_nested_too_deeply_for_the_json_parser_is_refused_as_not_json(t
     assert refusal(tmp_path, assemble(b"", deep)) == "RKNN model with unreadable metadata (not JSON)"
 
 
-def test_size_and_sha256_are_those_of_the_whole_file(tmp_path):
-    import hashlib
+def test_path_size_and_sha256_are_those_of_the_whole_file(tmp_path):
     data = assemble(flatbuffer(strings=COMPILER), metadata())
     m = load(tmp_path, data)
-    assert (m.size, m.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (m.path, m.size, m.sha256) == (str(tmp_path / "m.rknn"), len(data), hashlib.sha256(data).hexdigest())
+    assert m.to_dict()["path"] == str(tmp_path / "m.rknn")
+
+
+def test_a_file_that_is_not_a_model_is_refused_naming_its_first_four_bytes(tmp_path):
+    assert refusal(tmp_path, b"hello, not a model") == \
+        "not an RKNN model (it starts with b'hell', an RKNN model with b'RKNN')"
+
+
+def test_an_unknown_format_is_refused_naming_it_as_unsigned_and_the_formats_known(tmp_path):
+    data = b"RKNN\0\0\0\0" + struct.pack("<QQ", 2**64 - 1, 2**64 - 1)
+    assert refusal(tmp_path, data) == ("unknown RKNN format version 18446744073709551615 (this reader knows "
+                                       "1, 2, 4, 6, 4100): a newer toolkit or not a model")
+
+
+def test_a_flatbuffer_length_with_the_top_bit_set_is_refused_as_truncated(tmp_path):
+    data = b"RKNN\0\0\0\0" + struct.pack("<QQ", 6, 2**63) + b"\0" * 60
+    assert refusal(tmp_path, data) == (f"truncated RKNN model (format 6: its header says {64 + 2**63 + 8} bytes "
+                                       "or more, the file has 84)")
+
+
+def test_a_metadata_length_with_the_top_bit_set_is_refused_as_truncated(tmp_path):
+    data = bytearray(assemble(b"", b"{}"))
+    struct.pack_into("<Q", data, 64, 2**64 - 1)
+    assert refusal(tmp_path, bytes(data)) == (f"truncated RKNN model (format 6: its metadata ends at byte "
+                                              f"{64 + 8 + 2**64 - 1}, the file has 74)")
+
+
+def test_bytes_after_the_metadata_are_not_part_of_it(tmp_path):
+    m = load(tmp_path, assemble(b"", {"name": "m"}) + b"x")
+    assert m.name == "m"
+
+
+def test_a_toolkit_version_that_names_no_release_shows_no_release(tmp_path):
+    assert load(tmp_path, assemble(b"", {"version": "custom"})).to_dict()["toolkit_release"] is None
+    assert load(tmp_path, assemble(b"", {"version": "2.3.2"})).to_dict()["toolkit_release"] == "2.3.2"
 
 
 # ---- metadata: what is refused, with the whole message ------------------------------------------------
@@ -233,6 +268,20 @@ def test_links_to_virtual_and_const_tensors_find_them_by_tensor_id(tmp_path):
     m = load(tmp_path, assemble(b"", meta))
     assert [(t.direction, t.index, t.name) for t in m.tensors] == [
         ("input", 0, "v"), ("output", 0, "c"), ("output", 1, "n")]
+
+
+def test_links_of_other_kinds_are_skipped_wherever_they_stand(tmp_path):
+    meta = {"norm_tensor": [{"url": "x"}], "graph": [{"left": "weights", "right_tensor_id": 0},
+                                                    {"left": "input", "right_tensor_id": 0}]}
+    assert [t.name for t in load(tmp_path, assemble(b"", meta)).input_tensors] == ["x"]
+
+
+def test_two_links_claiming_one_slot_are_both_listed_in_the_order_written(tmp_path):
+    meta = {"norm_tensor": [{"url": "a"}, {"url": "b"}],
+            "graph": [{"left": "input", "left_tensor_id": 0, "right_tensor_id": 1},
+                      {"left": "input", "left_tensor_id": 0, "right_tensor_id": 0}]}
+    m = load(tmp_path, assemble(b"", meta))
+    assert [(t.index, t.name) for t in m.input_tensors] == [(0, "b"), (0, "a")]
 
 
 def test_links_are_ordered_by_their_slot_not_by_where_they_are_written(tmp_path):
@@ -342,6 +391,12 @@ def test_a_json_tensor_is_matched_by_name_wherever_the_flatbuffer_lists_it(tmp_p
     assert [(t.name, t.dtype) for t in m.input_tensors] == [("a", "int32"), ("b", "float16")]
 
 
+def test_a_tensor_matched_by_name_is_not_replaced_by_a_nameless_one_at_its_position(tmp_path):
+    flat = flatbuffer([{"code": 7}, {"name": "a", "code": 10}])
+    m = load(tmp_path, assemble(flat, metadata([{"url": "a"}, {"url": "z"}])))
+    assert [(t.name, t.dtype) for t in m.input_tensors] == [("a", "float16"), ("z", "unknown")]
+
+
 def test_json_tensors_beyond_the_flatbuffers_inputs_keep_their_json_facts(tmp_path):
     flat = flatbuffer([], strings=COMPILER)
     t = load(tmp_path, assemble(flat, metadata([{"url": "x", "dtype": {"vx_type": "uint8"}}]))).input_tensors[0]
@@ -362,6 +417,11 @@ def test_without_json_links_each_flatbuffer_tensor_is_an_input_or_output_with_it
         ("input", 0, "i0", (1, 2), "int8"), ("input", 1, "i1", (), "float32"), ("output", 0, "o", (5,), "int64")]
 
 
+def test_a_dynamic_dimension_in_the_flatbuffers_shape_reads_as_minus_one(tmp_path):
+    flat = flatbuffer([{"name": "x", "code": 1, "shape": [-1, 3]}])
+    assert load(tmp_path, assemble(flat, {})).input_tensors[0].shape == (-1, 3)
+
+
 def test_a_flatbuffer_scale_or_zero_point_alone_makes_a_tensor_affine(tmp_path):
     flat = flatbuffer([{"name": "s", "code": 3, "scale": [0.25]}, {"name": "z", "code": 3, "zp": [-128]}])
     m = load(tmp_path, assemble(flat, metadata([{"url": "s"}, {"url": "z"}])))
@@ -376,11 +436,11 @@ def test_a_float_tensor_with_a_scale_is_still_affine_per_the_flatbuffers_method(
 
 
 def test_the_io_json_layout_is_shown_in_capitals_and_an_empty_one_not_at_all(tmp_path):
-    flat = flatbuffer([{"name": "a"}, {"name": "b"}, {"name": "c"}],
+    flat = flatbuffer([{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}],
                       strings={ROOT_IN_JSON: json.dumps({"a": {"layout": "nhwc"}, "b": {"layout": ""},
                                                          "c": {"layout": 4}, "d": "NCHW"})})
-    m = load(tmp_path, assemble(flat, metadata([{"url": "a"}, {"url": "b"}, {"url": "c"}])))
-    assert [t.layout for t in m.input_tensors] == ["NHWC", None, None]
+    m = load(tmp_path, assemble(flat, metadata([{"url": "a"}, {"url": "b"}, {"url": "c"}, {"url": "d"}])))
+    assert [t.layout for t in m.input_tensors] == ["NHWC", None, None, None]
 
 
 def test_the_output_json_describes_outputs_and_not_inputs(tmp_path):
@@ -419,7 +479,7 @@ def test_an_original_layout_that_is_empty_or_not_text_is_not_shown(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["{'attrs': ['a']}", "{'attrs': {'a': {'dtype': 'int8'}}", "{1: 2} + x",
-                                  "['attrs']", "{'attrs': {'a': {'dtype': 'int8'}}, 'x': f(1)}",
+                                  "{'attrs'}", "{'attrs': {'a': {'dtype': 'int8'}}, 'x': f(1)}",
                                   "{'attrs': {'a': {'dtype': 'int8'}}, [1]: 2}"])
 def test_a_generator_field_that_is_not_a_dict_literal_with_attrs_is_ignored(tmp_path, text):
     flat = flatbuffer([{"name": "a"}], strings={**COMPILER, ROOT_GENERATOR: text})
@@ -451,7 +511,8 @@ def test_the_first_root_field_naming_a_compiler_gives_its_version(tmp_path):
 def test_a_compiler_version_inside_the_io_json_fields_is_not_taken_for_the_models(tmp_path):
     flat = flatbuffer(strings={ROOT_IN_JSON: '{"compiler version: 6.6.6": {}}',
                                ROOT_OUT_JSON: '{"compiler version: 7.7.7": {}}'})
-    assert load(tmp_path, assemble(flat, metadata())).compiler_version is None
+    m = load(tmp_path, assemble(flat, metadata()))
+    assert (m.compiler_version, m.compiler_build) == (None, None)
 
 
 def test_custom_operators_come_from_the_custom_op_field_the_node_types_and_the_json_nodes_once_each(tmp_path):
@@ -502,6 +563,11 @@ def test_a_string_whose_terminator_is_the_last_byte_of_the_flatbuffer_is_read(tm
     assert load(tmp_path, assemble(flat, metadata())).source_framework == "ONNX"
 
 
+def test_a_string_that_is_not_utf_8_is_read_with_replacement_characters(tmp_path):
+    flat = with_root_field(ROOT_SOURCE, struct.pack("<I", 5) + b"ON\xffNX\0")
+    assert load(tmp_path, assemble(flat, metadata())).source_framework == "ON\ufffdNX"
+
+
 def test_a_string_without_its_terminator_is_not_read_but_the_rest_is(tmp_path):
     flat = with_root_field(ROOT_SOURCE, struct.pack("<I", 4) + b"ONNX")
     m = load(tmp_path, assemble(flat, metadata()))
@@ -535,6 +601,17 @@ def test_an_empty_vector_ending_the_flatbuffer_is_read_as_empty(tmp_path):
     assert flat.endswith(struct.pack("<I", 0))
     m = load(tmp_path, assemble(flat, {}))
     assert (m.compiler_version, m.output_tensors) == ("2.3.2", ())
+
+
+def test_an_empty_table_list_ending_the_flatbuffer_is_read_as_empty(tmp_path):
+    b = modelgen._Builder()
+    tensors = b.offsets([])
+    graph = b.table({0: ("offset", tensors), 2: ("offset", b.vector("i", [0]))})
+    compiler = b.string(COMPILER[ROOT_COMPILER])
+    flat = b.finish(b.table({ROOT_GRAPHS: ("offset", b.offsets([graph])), ROOT_COMPILER: ("offset", compiler)}))
+    assert flat.endswith(struct.pack("<I", 0))
+    m = load(tmp_path, assemble(flat, {}))
+    assert (m.compiler_version, m.input_tensors) == ("2.3.2", ())
 
 
 def test_a_vector_running_past_the_end_of_the_flatbuffer_makes_it_unreadable(tmp_path):
@@ -582,37 +659,31 @@ def test_a_tensor_with_a_scale_and_no_later_fields_is_read(tmp_path):
     assert (t.quant_type, t.scale, t.zero_point) == ("affine", (0.5,), ())
 
 
-def raw_flatbuffer(vtable_at: int | None, soffset: int, vtable: bytes) -> bytes:
-    """A hand-laid FlatBuffer: root table at 8, its field 7 an offset to a compiler string at 16, and
-    `vtable` placed at `vtable_at` (None: appended at the end); the table's soffset is given as is."""
+def root_vtable() -> bytes:
+    """The vtable of a root table whose only field, 7 (the compiler), is 4 bytes into the table."""
+    return struct.pack("<HH8H", 20, 8, *([0] * 7 + [4]))
+
+
+def raw_flatbuffer(soffset: int | None = None) -> bytes:
+    """A hand-laid FlatBuffer: root table at 8, its field 7 an offset to a compiler string at 16, and the
+    root's vtable appended at the end. soffset: the table's (vtable = 8 - soffset); None: the appended one."""
     text = b"compiler version: 7.7.7"
-    buf = bytearray(struct.pack("<I", 8) + b"RKNN" + struct.pack("<iI", soffset, 4))
-    buf += struct.pack("<I", len(text)) + text + b"\0"
-    buf += b"\0" * (-len(buf) % 4)
-    if vtable_at is None:
-        buf += vtable
-    else:
-        buf[vtable_at:vtable_at + len(vtable)] = vtable
-    return bytes(buf)
-
-
-def root_vtable(slot=7, vt_len=None) -> bytes:
-    n = slot + 1
-    return struct.pack(f"<HH{n}H", vt_len if vt_len is not None else 4 + 2 * n, 8, *([0] * slot + [4]))
+    string = struct.pack("<I", len(text)) + text + b"\0"
+    string += b"\0" * (-len(string) % 4)
+    vt_at = 16 + len(string)
+    head = struct.pack("<I", 8) + b"RKNN" + struct.pack("<iI", 8 - vt_at if soffset is None else soffset, 4)
+    return head + string + root_vtable()
 
 
 def test_a_vtable_after_its_table_is_read(tmp_path):
-    vt = root_vtable()
-    flat = raw_flatbuffer(None, 0, vt)
-    end = len(flat) - len(vt)
-    flat = raw_flatbuffer(None, 8 - end, vt)               # vtable = table - soffset, behind the table
-    assert flat.endswith(vt)
+    flat = raw_flatbuffer()
+    assert flat.endswith(root_vtable())
     assert load(tmp_path, assemble(flat, metadata())).compiler_version == "7.7.7"
 
 
 def test_a_vtable_before_the_start_of_the_flatbuffer_is_refused_not_taken_from_its_end(tmp_path):
-    vt = root_vtable()
-    flat = raw_flatbuffer(None, 8 + len(vt), vt)          # 8 - soffset = -len(vt): Python would index from the end
+    # 8 - soffset = -20: Python would read the last 20 bytes, which hold a perfectly good vtable
+    flat = raw_flatbuffer(soffset=8 + len(root_vtable()))
     assert load(tmp_path, assemble(flat, metadata())).compiler_version is None
 
 
@@ -627,10 +698,55 @@ def test_a_vtable_at_the_first_byte_of_the_flatbuffer_is_read(tmp_path):
 
 @pytest.mark.parametrize("vt_len", [0, 2, 3, 5, 7])
 def test_a_vtable_too_short_or_of_odd_length_makes_the_flatbuffer_unreadable(tmp_path, vt_len):
-    vt = root_vtable(slot=7, vt_len=vt_len)
-    flat = raw_flatbuffer(None, 0, vt)
-    flat = raw_flatbuffer(None, 8 - (len(flat) - len(vt)), vt)
+    # the bad vtable is the graph's, so the root's compiler field would still be readable without the check
+    b = modelgen._Builder()
+    graph = b.table({})
+    compiler = b.string(COMPILER[ROOT_COMPILER])
+    root = b.table({ROOT_GRAPHS: ("offset", b.offsets([graph])), ROOT_COMPILER: ("offset", compiler)})
+    flat = bytearray(b.finish(root))
+    at = len(flat) - graph
+    vt = at - struct.unpack_from("<i", flat, at)[0]
+    assert struct.unpack_from("<H", flat, vt)[0] == 4
+    struct.pack_into("<H", flat, vt, vt_len)
+    assert load(tmp_path, assemble(bytes(flat), metadata())).compiler_version is None
+    struct.pack_into("<H", flat, vt, 4)
+    assert load(tmp_path, assemble(bytes(flat), metadata())).compiler_version == "2.3.2"
+
+
+def test_a_field_more_than_32_kib_into_its_table_is_read(tmp_path):
+    # vtable entries are unsigned 16-bit: 40000 is 40000 bytes into the table, not 25536 bytes before it
+    text = b"compiler version: 4.4.4"
+    field_at = 8 + 40_000
+    string_at = field_at + 4
+    vt_at = string_at + 4 + len(text) + 1 + (-(len(text) + 1)) % 4
+    flat = bytearray(vt_at)
+    flat[0:8] = struct.pack("<I", 8) + b"RKNN"
+    struct.pack_into("<i", flat, 8, 8 - vt_at)
+    struct.pack_into("<I", flat, field_at, string_at - field_at)
+    flat[string_at:string_at + 4 + len(text) + 1] = struct.pack("<I", len(text)) + text + b"\0"
+    flat += struct.pack("<HH8H", 20, 40_004, *([0] * 7 + [40_000]))
+    assert load(tmp_path, assemble(bytes(flat), metadata())).compiler_version == "4.4.4"
+
+
+def test_an_offset_is_unsigned_so_a_huge_one_points_past_the_end_not_backwards(tmp_path):
+    # 2**32 - n, read as signed, would be n bytes back: here to a compiler string before the table
+    text = b"compiler version: 7.7.7"
+    string = struct.pack("<I", len(text)) + text + b"\0"
+    string += b"\0" * (-len(string) % 4)
+    root_at = 8 + len(string)
+    table = struct.pack("<iI", -8, (8 - (root_at + 4)) % 2**32)
+    flat = struct.pack("<I", root_at) + b"RKNN" + string + table + root_vtable()   # vtable right after
     assert load(tmp_path, assemble(flat, metadata())).compiler_version is None
+
+
+def test_a_table_list_may_name_the_same_table_many_times(tmp_path):
+    # FlatBuffers may share one table: ten offsets to the same 4-byte graph take 40 bytes, not 4 per table
+    b = modelgen._Builder()
+    graph = b.table({})
+    graphs = b.offsets([graph] * 10)
+    compiler = b.string(COMPILER[ROOT_COMPILER])
+    flat = b.finish(b.table({ROOT_GRAPHS: ("offset", graphs), ROOT_COMPILER: ("offset", compiler)}))
+    assert load(tmp_path, assemble(flat, metadata())).compiler_version == "2.3.2"
 
 
 def test_a_root_offset_past_the_end_makes_the_flatbuffer_unreadable(tmp_path):
