@@ -55,7 +55,8 @@ def metadata(inputs=(), outputs=(), **extra) -> dict:
 def flatbuffer(inputs=(), outputs=(), strings=None, nodes=(), graphs=1, indices=None) -> bytes:
     """A FlatBuffer as toolkits write it: root strings (slot -> text) and `graphs` graphs whose tensors are the
     given inputs and outputs, each a dict of name, code (data type byte), shape, method, scale, zp.
-    indices: the graph's (input, output) tensor index lists, when not simply the tensors in order."""
+    nodes: operator types, dealt to the graphs in turn. indices: the graphs' (input, output) tensor index
+    lists, when not simply the tensors in order."""
     b = modelgen._Builder()
     tables = []
     for t in list(inputs) + list(outputs):
