@@ -252,6 +252,10 @@ def test_df_lines_map_each_mountpoint_to_its_free_kib_and_skip_unreadable_ones()
     assert facts.disk_free_kb == {"/": 786256, "/data": 0}
 
 
+def test_a_mount_point_with_a_bar_in_its_name_keeps_its_free_space():
+    # the free KiB is the last field: the mount point before it is any path df prints
+    assert parse_probe("df=/media/rock/a|b|1000\nend=ok\n").disk_free_kb == {"/media/rock/a|b": 1000}
+
 
 # -- installed files (file=path|size|sha256|magic|version) ---------------------------------------------------
 
