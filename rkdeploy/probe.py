@@ -318,8 +318,8 @@ def parse_probe(output: str | bytes, *, link_lost: bool = False) -> BoardFacts:
                 facts.model_versions.append(meta)
             else:
                 facts.warnings.append(f"unreadable model metadata: {value[:80]!r}")
-        elif key == "df":                     # "mountpoint|available KiB"
-            path, _, kb = value.partition("|")
+        elif key == "df":                     # "mountpoint|available KiB" (a mount point may hold a '|')
+            path, _, kb = value.rpartition("|")
             if _number(kb) is not None:
                 facts.disk_free_kb[path] = _number(kb)
     _derive_root(facts)

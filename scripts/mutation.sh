@@ -35,10 +35,10 @@ declare -A TESTS=(
   [perf_parse]="tests/unit/test_perf_parse_snapshot.py tests/unit/test_perf_parse.py tests/unit/test_properties.py"
   [inventory]="tests/unit/test_inventory_edges.py tests/unit/test_inventory.py"
   [rknn_model]="tests/unit/test_rknn_model_snapshot.py tests/unit/test_rknn_model.py tests/unit/test_rknn_model_edges.py"
-  [probe]="tests/unit/test_probe.py tests/unit/test_session.py"
+  [probe]="tests/unit/test_probe_parse.py tests/unit/test_probe.py tests/unit/test_session.py"
   [bundle]="tests/unit/test_bundle.py"
   [provision]="tests/unit/test_provision_plans.py tests/unit/test_plans.py tests/unit/test_promises.py"
-  [deploy]="tests/unit/test_plans.py tests/unit/test_deploy_scripts.py tests/unit/test_promises.py"
+  [deploy]="tests/unit/test_deploy_plan.py tests/unit/test_plans.py tests/unit/test_deploy_scripts.py tests/unit/test_promises.py"
 )
 DEFAULT=(socs versions remote policy perf_parse inventory rknn_model probe bundle provision deploy)
 # module -> the functions scored, where the goal is about part of a module (its pure part: the probe's parser,
