@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rkdeploy.bundle import (Bundle, BundleError, BundleFile, board_arch, elf_libc, lib_name, libc_mismatch,
-                             list_versions, load_bundle, parse_runtime_options, sha256_of, verify)
+from rkdeploy.bundle import (Bundle, BundleError, BundleFile, board_arch, describe_parts, elf_libc, lib_name,
+                             libc_mismatch, list_versions, load_bundle, parse_runtime_options, sha256_of, verify)
 
 SHA = "0123456789abcdef" * 4
 NOT_ALLOWED = "is not an absolute path in /usr/lib, /usr/bin, /usr/include, /oem/usr/lib, /oem/usr/bin, " \
@@ -402,10 +402,19 @@ FIX_152 = ("import an SDK tree of 1.5.2 that has it, or add Rockchip's librknnrt
     ([RT_3588, RT_356X, RT_ARMHF_3588, bf("server", "aarch64", "s", "/usr/bin/rknn_server", ["rk3576"])],
      ("aarch64", "rk3576"),
      f"bundle 1.5.2 has librknnrt.so for aarch64 only for rk3566/rk3568, rk3588/rk3588s, not for SoC rk3576: {FIX_152}"),
-    ([RT_356X, RT_3588, RT_356X], ("aarch64", ""),
+    ([RT_356X, RT_3588, RT_356X], ("aarch64",),
      "bundle 1.5.2 has librknnrt.so for aarch64 only for rk3566/rk3568, rk3588/rk3588s, not for a board whose SoC "
      f"is unknown (no rockchip,… entry in its device tree): {FIX_152}"),
     ([], ("aarch64", "rk3588"), f"bundle 1.5.2 has no librknnrt.so for aarch64 (it has: nothing): {FIX_152}"),
+    # the board's C library, not its kernel's architecture alone, picks the files looked for
+    ([RT_MRT], ("armhf", "rv1106", "glibc"),
+     "bundle 1.5.2 has no librknnrt.so for armhf (it has: armhf-uclibc (runtime)): import an SDK tree of 1.5.2 that "
+     "has it, or add Rockchip's librknnrt.so of 1.5.2 from elsewhere: inv bundle.import SDK_PATH --runtime "
+     "armhf=PATH/librknnrt.so"),
+    ([RT_ARMHF], ("armhf", "rk3588", "uclibc"),
+     "bundle 1.5.2 has no librknnmrt.so for armhf-uclibc (it has: armhf (runtime)): import an SDK tree of 1.5.2 "
+     "that has it, or add Rockchip's librknnmrt.so of 1.5.2 from elsewhere: inv bundle.import SDK_PATH --runtime "
+     "armhf-uclibc=PATH/librknnmrt.so"),
     ([SRV_ANY, HEADER, START_MRT, RT_ARMHF_3588], ("armhf", "rv1106"),
      "bundle 1.5.2 has no librknnmrt.so for armhf-uclibc (it has: aarch64 (server, headers), armhf (runtime, "
      "headers)): import an SDK tree of 1.5.2 that has it, or add Rockchip's librknnmrt.so of 1.5.2 from elsewhere: "
@@ -416,21 +425,36 @@ def test_a_board_without_a_runtime_in_the_bundle_is_told_what_there_is_and_how_t
     assert bundle.missing_runtime(*board) == reason
 
 
-def test_parts_say_per_architecture_what_the_bundle_has_and_lacks():
+def mixed_bundle():
+    """aarch64 complete (with a SoC build beside the any-SoC one), armhf a runtime only, armhf-uclibc one script."""
     restart = bf("restart_script", "aarch64", "aarch64/restart_rknn.sh", "/usr/bin/restart_rknn.sh")
     start = bf("start_script", "aarch64", "aarch64/start_rknn.sh", "/usr/bin/start_rknn.sh")
-    bundle = Bundle(version="2.3.2", root=Path("/b"), layout="1.6+",
-                    files=[RT_3588, RT_ANY, SRV_ANY, start, restart, HEADER, RT_ARMHF, START_MRT],
-                    wheels={"cp311": ["a.whl"], "cp310": ["b.whl"]})
-    assert bundle.parts() == {
-        "aarch64": {"runtime": ["any SoC", "rk3588/rk3588s"], "server": ["any SoC"], "scripts": True,
-                    "headers": True, "lite2": ["cp310", "cp311"], "missing": []},
+    srv_3588 = bf("server", "aarch64", "aarch64/RK3588/rknn_server", "/usr/bin/rknn_server", ("rk3588", "rk3588s"))
+    return Bundle(version="2.3.2", root=Path("/b"), layout="1.6+",
+                  files=[RT_3588, RT_ANY, SRV_ANY, srv_3588, start, restart, HEADER, RT_ARMHF, START_MRT],
+                  wheels={"cp311": ["a.whl"], "cp310": ["b.whl"]})
+
+
+def test_parts_say_per_architecture_what_the_bundle_has_and_lacks():
+    assert mixed_bundle().parts() == {
+        "aarch64": {"runtime": ["any SoC", "rk3588/rk3588s"], "server": ["any SoC", "rk3588/rk3588s"],
+                    "scripts": True, "headers": True, "lite2": ["cp310", "cp311"], "missing": []},
         "armhf": {"runtime": ["any SoC"], "server": [], "scripts": False, "headers": True, "lite2": [],
                   "missing": ["server", "scripts"]},
         # one of the two scripts is not "scripts"
         "armhf-uclibc": {"runtime": [], "server": [], "scripts": False, "headers": False, "lite2": [],
                          "missing": ["runtime", "server", "scripts"]},
     }
+
+
+def test_the_import_describes_each_architectures_parts_and_how_to_add_a_missing_runtime():
+    assert describe_parts(mixed_bundle()) == [
+        "aarch64: runtime (any SoC, rk3588/rk3588s), server (any SoC, rk3588/rk3588s), scripts, headers, "
+        "lite2 cp310,cp311",
+        "armhf: runtime (any SoC), headers; missing: server, scripts",
+        "armhf-uclibc: nothing; missing: runtime, server, scripts (add Rockchip's librknnmrt.so 2.3.2 with "
+        "--runtime armhf-uclibc=PATH/librknnmrt.so; provision refuses armhf-uclibc boards until then)",
+    ]
 
 
 # -- a board's bundle architecture, and a C library no file fits -------------------------------------------
@@ -496,8 +520,12 @@ def test_elf_libc_reads_the_c_library_from_the_names_an_elf_file_needs(data, lib
 def test_runtime_options_map_each_architecture_to_its_path(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert parse_runtime_options(None) == {}
-    assert parse_runtime_options(["aarch64=/a/librknnrt.so , armhf=~/b.so,", " ", "armhf-uclibc=/c,aarch64=/d"]) == {
+    # empty items (a doubled or trailing comma) are skipped; a later value for an architecture wins
+    assert parse_runtime_options(["aarch64=/a/librknnrt.so,, armhf=~/b.so,", " ", "armhf-uclibc=/c,aarch64=/d"]) == {
         "aarch64": Path("/d"), "armhf": tmp_path / "b.so", "armhf-uclibc": Path("/c")}
+    # only the first "=" separates: a path may hold one
+    assert parse_runtime_options(["aarch64=/opt/rknn=2.3.2/librknnrt.so"]) == {
+        "aarch64": Path("/opt/rknn=2.3.2/librknnrt.so")}
 
 
 @pytest.mark.parametrize("value,item", [
