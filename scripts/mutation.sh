@@ -36,7 +36,7 @@ declare -A TESTS=(
   [inventory]="tests/unit/test_inventory_edges.py tests/unit/test_inventory.py"
   [rknn_model]="tests/unit/test_rknn_model_snapshot.py tests/unit/test_rknn_model.py tests/unit/test_rknn_model_edges.py"
   [probe]="tests/unit/test_probe_parse.py tests/unit/test_probe.py tests/unit/test_session.py"
-  [bundle]="tests/unit/test_bundle.py"
+  [bundle]="tests/unit/test_bundle_manifest.py"
   [provision]="tests/unit/test_provision_plans.py tests/unit/test_plans.py tests/unit/test_promises.py"
   [deploy]="tests/unit/test_deploy_plan.py tests/unit/test_plans.py tests/unit/test_deploy_scripts.py tests/unit/test_promises.py"
 )
