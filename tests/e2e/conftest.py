@@ -1,8 +1,12 @@
 """The lab fleet for end-to-end tests: its own lab name and subnet, always torn down."""
+import contextlib
 import os
+import select
+import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,16 +40,26 @@ def need_lab() -> None:
         (pytest.fail if in_ci() else pytest.skip)(reason)
 
 
-@pytest.fixture(scope="session")
-def lab():
+@contextlib.contextmanager
+def own_lab(prefix: str, **up):
+    """A lab of the caller's own, always torn down: `prefix` (unique per use in tests/e2e) and this process's
+    PID name it, so two suites may run at once; `up` goes to Lab.up (profiles=..., default the four)."""
     need_lab()
-    lab = Lab(f"t{os.getpid() % 100000}")      # its own name: two suites may run at once
+    lab = Lab(f"{prefix}{os.getpid() % 10000}")
     lab.down()                      # leftovers of a crashed earlier run
     try:
-        lab.up()                    # the four default profiles
+        lab.up(**up)
         yield lab
     finally:
         lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The four default boards as their profiles describe them, shared by the modules that leave them so
+    (check, deploy, lab). A module that installs or removes SDK parts takes a lab of its own (own_lab)."""
+    with own_lab("t") as lab:
+        yield lab
 
 
 def ssh(lab: Lab, board, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -62,9 +76,56 @@ def cli_env() -> dict:
     return {k: v for k, v in os.environ.items() if k != "RKDEPLOY_TOOLKIT_PYTHON"}
 
 
+SUDO_PROMPT = b"sudo password for the boards:"
+
+
+def on_a_terminal(command: list[str], answer: str, cwd=None, timeout: float = 900) -> tuple[int, str]:
+    """Run `command` under a terminal (script(1): getpass reads the controlling terminal) and type `answer` once
+    the sudo password prompt is shown, as a person would. (exit code, what the terminal showed without CRs)."""
+    proc = subprocess.Popen(["script", "-qec", shlex.join(command), "/dev/null"], cwd=cwd, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=cli_env())
+    seen, typed, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 1.0)[0]:
+            block = os.read(proc.stdout.fileno(), 65536)
+            if not block:
+                break
+            seen += block
+            if not typed and SUDO_PROMPT in seen:
+                proc.stdin.write(answer.encode() + b"\n")
+                proc.stdin.flush()
+                typed = True
+    else:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"no end within {timeout} s: {seen[-2000:]!r}")
+    assert typed, seen.decode(errors="replace")
+    return proc.wait(30), seen.decode(errors="replace").replace("\r", "")
+
+
 def rkdeploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([RKDEPLOY, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env=cli_env())
+
+
+def dead_link_seconds(keepalive: int = 3) -> float:
+    """How long after a cut link a run may take to report the board: the socket dies once data stays
+    unacknowledged for TCP_USER_TIMEOUT (SshSettings.user_timeout_ms, from the keepalive setting), and the
+    kernel notices only at its next retransmission, whose back-off grows to seconds; then the process exits."""
+    from rkdeploy.connection import SshSettings
+
+    return SshSettings(keepalive=keepalive).user_timeout_ms / 1000 + 10
+
+
+def wait_until(condition, timeout: float, what: str, every: float = 0.1):
+    """Poll `condition` until it returns something true (returned), or fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    pytest.fail(f"{what}: not seen within {timeout:g} s")
 
 
 def inventory_copy(lab: Lab, tmp_path: Path, **settings) -> Path:
@@ -93,23 +154,27 @@ def toolkit_python():
     return str(python)
 
 
+def bundle_runtime() -> Path:
+    """The aarch64 librknnrt.so the `bundles` fixture imports: what a provisioned board must then hold."""
+    from tests.lab.sdk import standin_runtime
+
+    return standin_runtime("2.3.2")
+
+
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory):
     """A working directory holding bundles/2.3.2, imported the way a user imports an SDK checkout: from
     Rockchip's real 2.3.2 tree (real rknn_server, scripts, headers and lite2 wheel, plus real dependencies
-    from the package index) with the lab's labelled stand-in aarch64 librknnrt.so, which that tree lacks.
-    Without Rockchip's files (outside CI), from the lab's all-stand-in 2.3.2 tree."""
+    from the package index) with the lab's labelled stand-in aarch64 librknnrt.so (bundle_runtime()), which
+    that tree lacks. Without Rockchip's files (outside CI), from the lab's all-stand-in 2.3.2 tree."""
     from tests import rockchip_files
-    from tests.lab.sdk import cached_tree, standin_runtime
+    from tests.lab.sdk import cached_tree
 
     work = tmp_path_factory.mktemp("rkdeploy-work")
     tree = rockchip_files.sdk_tree("rknn-toolkit2-v2.3.2")
-    if tree.exists():
-        args = [str(tree), "--runtime", f"aarch64={standin_runtime('2.3.2')}"]
-    elif rockchip_files.in_ci():
+    if not tree.exists() and rockchip_files.in_ci():
         pytest.fail(f"Rockchip's SDK tree is not at {tree} (RKDEPLOY_ROCKCHIP_DIR)")
-    else:
-        args = [str(cached_tree("2.3.2"))]
+    args = [str(tree if tree.exists() else cached_tree("2.3.2")), "--runtime", f"aarch64={bundle_runtime()}"]
     proc = subprocess.run([RKDEPLOY, "bundle.import", *args, "--python", "3.11", "--pip-options", offline_text()],
                           cwd=work,
                           capture_output=True, text=True, timeout=600)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import inventory_copy, rkdeploy
+from tests.e2e.conftest import RKDEPLOY, inventory_copy, on_a_terminal, own_lab, rkdeploy
 from tests.lab import faults
 from tests.lab.fleet import load_profile
 
@@ -114,33 +114,19 @@ def test_the_pc_toolkit_version_is_read_from_its_own_python_and_judged_against_e
     assert any(f["component"] == "toolkit" and "1.6.0" in f["message"] for f in box3["findings"])
 
 
-def test_a_sudo_password_is_asked_once_used_for_root_facts_and_never_shown(tmp_path):
-    from tests.e2e.conftest import RKDEPLOY, need_lab
-    from tests.lab.fleet import Lab
-
-    need_lab()
-    import os
-
-    lab = Lab(f"p{os.getpid() % 100000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rk3588-sudo-password"])
+def test_a_sudo_password_is_asked_once_used_for_root_facts_and_never_shown():
+    with own_lab("ps", profiles=["rk3588-sudo-password"]) as lab:
         plain = rkdeploy("check", "--all", "--json", "--inventory", str(lab.inventory))
         facts = json.loads(plain.stdout)["boards"][0]["facts"]
         assert facts["sudo"] == "no" and facts["npu_driver"] is None
         assert any("--prompt-for-sudo-password" in f["fix"] for f in json.loads(plain.stdout)["boards"][0]["findings"])
-        # A real terminal (script(1)); the password is typed once the prompt is up, as a person would.
-        command = f"{RKDEPLOY} check --all --json --prompt-for-sudo-password --inventory {lab.inventory}"
-        typed = subprocess.run(f"(sleep 4; printf 'rocklab\\n') | script -qec '{command}' /dev/null",
-                               shell=True, capture_output=True, text=True, timeout=300)
-        transcript = typed.stdout.replace("\r", "")
-        assert "sudo password for the boards:" in transcript
+        code, transcript = on_a_terminal([RKDEPLOY, "check", "--all", "--json", "--prompt-for-sudo-password",
+                                          "--inventory", str(lab.inventory)], "rocklab", timeout=300)
+        assert transcript.count("sudo password for the boards:") == 1
         doc = json.loads(transcript[transcript.index("{"):transcript.rindex("}") + 1])
         facts = doc["boards"][0]["facts"]
-        assert facts["sudo"] == "ok" and facts["npu_driver"]["release"] == "0.9.7"
-        assert "rocklab" not in transcript and "rocklab" not in typed.stderr
-    finally:
-        lab.down()
+        assert facts["sudo"] == "ok" and facts["npu_driver"]["release"] == "0.9.7" and code == doc["exit_code"]
+        assert "rocklab" not in transcript
 
 
 def test_ssh_config_aliases_and_proxyjump_work_and_an_unknown_jump_host_key_is_refused(lab, tmp_path):

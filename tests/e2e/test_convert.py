@@ -151,16 +151,9 @@ def test_a_target_the_toolkit_does_not_know_is_refused_with_the_ones_it_knows(re
 
 @pytest.mark.lab
 def test_for_fleet_refuses_another_runtime_release_and_deploy_stores_the_recipe(real_toolkit, models, tmp_path):
-    from tests.e2e.conftest import lab_available, ssh
-    from tests.lab.fleet import Lab
+    from tests.e2e.conftest import own_lab, ssh
 
-    reason = lab_available()
-    if reason:
-        pytest.skip(reason)
-    lab = Lab(f"cv{os.getpid() % 10000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rk3588-field"])            # runtime and server 1.5.0
+    with own_lab("cv", profiles=["rk3588-field"]) as lab:            # runtime and server 1.5.0
         board = lab.boards()[0]
         proc = rkdeploy(real_toolkit, "convert", str(models / "two_input.onnx"), "--for-fleet", "--all",
                         "--inventory", str(lab.inventory), "--out", str(tmp_path), "--accept-new-host-keys")
@@ -182,5 +175,3 @@ def test_for_fleet_refuses_another_runtime_release_and_deploy_stores_the_recipe(
         assert meta["recipe"]["model_sha256"] == sha and meta["recipe"]["target"] == "rk3588"
         assert meta["recipe"]["source"]["sha256"] == json.loads(
             Path(str(model) + ".recipe.json").read_text())["source"]["sha256"]
-    finally:
-        lab.down()

@@ -8,7 +8,7 @@ import time
 import pytest
 from pathlib import Path
 
-from tests.e2e.conftest import ssh
+from tests.e2e.conftest import own_lab, ssh, wait_until
 from tests.lab import faults
 from tests.lab.fleet import Lab, load_profile
 
@@ -25,13 +25,8 @@ def test_every_board_is_an_aarch64_debian_reached_as_rock_with_the_generated_inv
 @pytest.fixture
 def fresh_lab(lab):
     """Boards exactly as their profiles describe them (the session's lab gets provisioned by other tests)."""
-    own = Lab(f"f{os.getpid() % 100000}")
-    own.down()
-    try:
-        own.up()
+    with own_lab("f") as own:
         yield own
-    finally:
-        own.down()
 
 
 def test_each_board_carries_its_profiles_soc_driver_and_sdk_versions(fresh_lab):
@@ -63,16 +58,14 @@ def test_the_running_stand_in_server_printed_its_banner_and_listens_on_transfer_
 def test_restart_rknn_sh_on_one_board_does_not_touch_another_boards_server(lab):
     field, mismatch = (next(b for b in lab.boards() if b.profile == p) for p in ("rk3588-field", "rk3588-mismatch"))
     before = ssh(lab, mismatch, "pgrep -x rknn_server").stdout.strip()
+    old = ssh(lab, field, "pgrep -x rknn_server").stdout.strip()
+    assert old and before
     # Rockchip's restart_rknn.sh leaves its start_rknn.sh loop on the caller's stdout: over SSH, redirect it
     assert ssh(lab, field, "sudo -n restart_rknn.sh > /dev/null 2>&1 < /dev/null").returncode == 0
-    time.sleep(1)
+    # the field board's server is a new process: the restart is over (its script kills, then starts again)
+    wait_until(lambda: ssh(lab, field, "pgrep -x rknn_server").stdout.strip() not in ("", old), 30,
+               "a new rknn_server on the restarted board")
     assert ssh(lab, mismatch, "pgrep -x rknn_server").stdout.strip() == before
-    for _ in range(50):
-        if ssh(lab, field, "pgrep -x rknn_server").returncode == 0:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("restart_rknn.sh did not bring rknn_server back")
 
 
 def _connect(ip: str, timeout: float) -> str:
@@ -141,10 +134,7 @@ def test_a_stopped_sshd_refuses_logins_while_the_board_keeps_running(lab):
         assert lab.status()[3]["running"]
     finally:
         faults.start_sshd(lab, board)
-    for _ in range(50):
-        if _connect(board.ip, 2) == "banner":
-            break
-        time.sleep(0.2)
+    wait_until(lambda: _connect(board.ip, 2) == "banner", 30, "sshd's banner after its restart", every=0.2)
     assert ssh(lab, board, "true").returncode == 0
 
 

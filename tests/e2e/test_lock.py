@@ -2,7 +2,6 @@
 stopped holder frees the board within the README's 15 s (and a stopped one learns it lost the lock), and
 another local user on the board cannot open the lock file to block rollouts."""
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -12,9 +11,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import need_lab, rkdeploy, ssh
+from tests.e2e.conftest import own_lab, rkdeploy, ssh
 from tests.lab import modelgen
-from tests.lab.fleet import Lab
 
 pytestmark = pytest.mark.lab
 MODEL = modelgen.cached(soc="rk3588", toolkit="2.3.2", format=6, size_kb=64)
@@ -47,14 +45,8 @@ HOLDER = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def lab():
-    need_lab()
-    lab = Lab(f"k{os.getpid() % 10000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rk3588-fresh"])
+    with own_lab("k", profiles=["rk3588-fresh"]) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.fixture

@@ -9,9 +9,16 @@ import pytest
 
 from rkdeploy.perf import run_worker
 from tests.lab import modelgen
-from tests.e2e.conftest import RKDEPLOY, rkdeploy_in
+from tests.e2e.conftest import RKDEPLOY, own_lab, rkdeploy_in
 
 pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """The four default boards, for this module alone: it provisions one of them."""
+    with own_lab("pf") as lab:
+        yield lab
 MODEL = modelgen.cached(soc="rk3588", toolkit="2.3.1-source_code", format=6)   # perf needs its SoC and toolkit
 
 
@@ -93,7 +100,31 @@ def test_governors_that_fix_freq_changes_are_read_before_and_written_back_after(
         ssh(lab, b, "for f in /sys/devices/system/cpu/cpufreq/policy*/scaling_governor; do "
                     "echo performance | sudo -n tee $f > /dev/null; done")
         assert set(read_governors(session).values()) == {"performance"}
-        assert restore_governors(session, saved) == 3
-        assert set(read_governors(session).values()) == {"schedutil"}
+        restore_governors(session, saved)
+        assert read_governors(session) == saved
     finally:
         session.close()
+
+
+def test_a_run_slower_than_its_baseline_by_more_than_the_threshold_exits_16_naming_the_board(lab, bundles,
+                                                                                          standin_toolkit, tmp_path):
+    fresh = board(lab, "rk3588-fresh")
+    assert rkdeploy_in(bundles, "provision", "--bundle", "2.3.2", "--host", fresh.name,
+                       "--inventory", str(lab.inventory)).returncode == 0
+    devices = f"{fresh.ip}:5555"
+    proc, first = perf(bundles, lab, standin_toolkit, devices, "--host", fresh.name)
+    assert proc.returncode == 0 and first["results"][0]["ok"], proc.stdout + proc.stderr
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(first))
+    faster = tmp_path / "faster.json"        # the same board and model, at half the time: now is 100 % slower
+    faster.write_text(json.dumps({**first, "results": [{**r, "time_ms": r["time_ms"] / 2} for r in first["results"]]}))
+
+    proc, doc = perf(bundles, lab, standin_toolkit, devices, "--host", fresh.name, "--baseline", str(same))
+    assert proc.returncode == 0 and doc["regressions"] == [], doc["regressions"]
+    proc, doc = perf(bundles, lab, standin_toolkit, devices, "--host", fresh.name, "--baseline", str(faster))
+    assert proc.returncode == 16 and doc["exit_code"] == 16
+    assert [(r["board"], r["model"]) for r in doc["regressions"]] == [(fresh.name, first["results"][0]["model"])]
+    # the threshold is the user's: 150 % lets a doubled time pass
+    proc, doc = perf(bundles, lab, standin_toolkit, devices, "--host", fresh.name, "--baseline", str(faster),
+                     "--threshold", "150")
+    assert proc.returncode == 0 and doc["regressions"] == []

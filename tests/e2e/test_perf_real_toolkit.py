@@ -12,14 +12,12 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RKDEPLOY, inventory_copy, need_lab, ssh
-from tests.lab import modelgen
-from tests.lab.fleet import Lab
+from tests.e2e.conftest import RKDEPLOY, inventory_copy, own_lab, ssh, wait_until
+from tests.lab import faults, modelgen
 
 pytestmark = pytest.mark.lab
 # generated models in this module's own directory (the shared cache may be rewritten by a concurrent suite)
@@ -56,23 +54,18 @@ def emulated_figures(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def tklab(real_toolkit):
-    need_lab()
-    lab = Lab(f"k{os.getpid() % 10000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rk3588-sdk232", "rk3588-sdk232", "rk3588-mismatch"])
+    with own_lab("tk", profiles=["rk3588-sdk232", "rk3588-sdk232", "rk3588-mismatch"]) as lab:
         for b in lab.boards():                       # the adbd (python3 under qemu) is up a moment after sshd
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection((b.ip, 5555), timeout=2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, f"{b.name}: no adbd on 5555"
-                    time.sleep(0.3)
+            wait_until(lambda: _accepts(b.ip, 5555), 60, f"{b.name}: adbd on 5555", every=0.3)
         yield lab
-    finally:
-        lab.down()
+
+
+def _accepts(ip: str, port: int) -> bool:
+    try:
+        socket.create_connection((ip, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
 def board(lab, profile):
@@ -111,10 +104,11 @@ def test_perf_all_runs_end_to_end_on_two_boards_and_reports_the_emulated_npus_fi
     stop = subprocess.run([RKDEPLOY, "server.stop", "--host", boards[0].name, "--inventory", str(inventory)],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert ssh(tklab, boards[0], "sleep 1; pgrep -x rknn_server").returncode == 1
+    assert ssh(tklab, boards[0], "pgrep -x rknn_server").returncode == 1      # server.stop waits for its end
 
     proc, doc, runs = perf(tklab, real_toolkit, BIG, "--all", "--perf-debug", inventory=inventory)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, [(r["board"], r["stage"], r["error"]) for r in runs.values() if not r["ok"]] \
+        or proc.stderr[-3000:]
     assert doc["toolkit"] == "2.3.2" and doc["isolation"] == "netns"
     assert ssh(tklab, boards[0], "pgrep -x rknn_server").returncode == 0
     want = emulated_figures(BIG)
@@ -200,9 +194,14 @@ def test_a_wrong_adb_port_is_reported_with_adbs_own_words(tklab, real_toolkit, t
 
 
 def test_adbd_stopped_on_the_board_is_reported_with_the_cause(tklab, real_toolkit):
-    b = board(tklab, "rk3588-sdk232")      # last: this board keeps no adbd afterwards
-    assert ssh(tklab, b, "sudo kill $(cat /run/adbd-lab.pid)").returncode == 0
-    proc, _, runs = perf(tklab, real_toolkit, RK3588, "--host", b.name)
+    b = board(tklab, "rk3588-sdk232")
+    faults.stop_adbd(tklab, b)
+    try:
+        wait_until(lambda: not _accepts(b.ip, 5555), 30, "adbd stopped")
+        proc, _, runs = perf(tklab, real_toolkit, RK3588, "--host", b.name)
+    finally:
+        faults.start_adbd(tklab, b)
+        wait_until(lambda: _accepts(b.ip, 5555), 60, f"{b.name}: adbd on 5555 again", every=0.3)
     error = runs[b.name]["error"]
     assert proc.returncode == 8 and runs[b.name]["stage"] == "preflight"
     assert f"network adb {b.ip}:5555 unreachable" in error and f"failed to connect to {b.ip}:5555" in error, error

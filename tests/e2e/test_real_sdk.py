@@ -2,26 +2,25 @@
 (with the lab's labelled stand-in aarch64 runtime, which Rockchip's trees of those releases lack), and one of
 Rockchip's own RK3566_RK3568 example models rolled out to an rk3568 board."""
 import json
-import os
 
 import pytest
 
 from tests import rockchip_files
-from tests.e2e.conftest import need_lab, rkdeploy_in, ssh
+from tests.e2e.conftest import need_lab, own_lab, rkdeploy_in, ssh
 from tests.lab import sdk
 from rkdeploy.bundle import sha256_of as sha256_file
-from tests.lab.fleet import Lab
 from tests.wheels import offline_text
 
 pytestmark = pytest.mark.lab
 
 RELEASES = {"box1": "1.6.0", "box2": "2.3.2", "box3": "2.3.2"}     # box4: the rk3568-sdk140 profile
+DEPLOY_BOARD = "box5"         # an rk3568 of its own for the deploy test, which provisions it (in any order)
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
-    """Three fresh boards of their own (rk3588, rk3588, rk3568) and a work dir with bundles 1.6.0 and 2.3.2
-    imported from Rockchip's trees."""
+    """Fresh boards of their own (rk3588, rk3588, rk3568; an rk3568 on Rockchip's 1.4.0 files; an rk3568 for the
+    deploy test) and a work dir with bundles 1.6.0 and 2.3.2 imported from Rockchip's trees."""
     need_lab()
     trees = {v: rockchip_files.need(rockchip_files.sdk_tree(f"rknn-toolkit2-v{v}")) for v in ("1.6.0", "2.3.2")}
     work = tmp_path_factory.mktemp("real-sdk")
@@ -29,13 +28,9 @@ def fresh(tmp_path_factory):
         proc = rkdeploy_in(work, "bundle.import", str(tree), "--python", "3.11",
                            "--runtime", f"aarch64={sdk.standin_runtime(version)}", "--pip-options", offline_text())
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    lab = Lab(f"r{os.getpid() % 100000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rk3588-fresh", "rk3588-fresh", "rk3568-fresh", "rk3568-sdk140"])
+    with own_lab("rs", profiles=["rk3588-fresh", "rk3588-fresh", "rk3568-fresh", "rk3568-sdk140",
+                                      "rk3568-fresh"]) as lab:
         yield lab, work, trees
-    finally:
-        lab.down()
 
 
 def check(work, lab, host):
@@ -71,13 +66,13 @@ def test_provision_from_rockchips_trees_installs_the_real_server_and_lite2_and_a
 def test_rockchips_rk3566_model_deploys_to_an_rk3568_board(fresh):
     lab, work, _ = fresh
     model = rockchip_files.example_model("rknn-toolkit2-77b71094-RK3566_RK3568-multiple_input_demo.rknn")
-    proc = rkdeploy_in(work, "provision", "--host", "box3", "--bundle", "2.3.2", "--inventory", str(lab.inventory))
+    proc = rkdeploy_in(work, "provision", "--host", DEPLOY_BOARD, "--bundle", "2.3.2", "--inventory", str(lab.inventory))
     assert proc.returncode == 0, proc.stdout
-    proc = rkdeploy_in(work, "deploy", str(model), "--host", "box3", "--name", "demo", "--json",
+    proc = rkdeploy_in(work, "deploy", str(model), "--host", DEPLOY_BOARD, "--name", "demo", "--json",
                        "--inventory", str(lab.inventory))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["boards"][0]["status"] == "changed"
-    on_board = ssh(lab, lab.board("box3"), "sha256sum /opt/rkdeploy/models/demo/current.rknn")
+    on_board = ssh(lab, lab.board(DEPLOY_BOARD), "sha256sum /opt/rkdeploy/models/demo/current.rknn")
     assert on_board.stdout.split()[0] == sha256_file(model)
 
 

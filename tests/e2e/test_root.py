@@ -4,9 +4,6 @@ help; a sudo that asks for a password gets it on its own stdin (and a sudo that 
 import hashlib
 import json
 import os
-import select
-import subprocess
-import time
 
 import pytest
 
@@ -17,8 +14,7 @@ from rkdeploy.provision import plan_provision
 from rkdeploy.inventory import load as load_inventory
 from rkdeploy.session import ROOT_UNCACHED, BoardSession, RootUnavailable
 from rkdeploy.remote import script
-from tests.e2e.conftest import RKDEPLOY, need_lab, rkdeploy_in
-from tests.lab.fleet import Lab
+from tests.e2e.conftest import RKDEPLOY, on_a_terminal, own_lab, rkdeploy_in
 
 pytestmark = pytest.mark.lab
 
@@ -28,42 +24,12 @@ TYPED = "typed-at-the-prompt-LINE"
 
 @pytest.fixture(scope="module")
 def root_lab():
-    need_lab()
-    lab = Lab(f"r{os.getpid() % 100000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rk3588-fresh", "rk3588-root-login", "rk3588-no-sudo-rights"])
+    with own_lab("rt", profiles=["rk3588-fresh", "rk3588-root-login", "rk3588-no-sudo-rights"]) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def board(lab, profile):
     return next(b for b in lab.boards() if b.profile == profile)
-
-
-def with_prompt(command: list[str], cwd, answer: str, timeout: float = 900) -> tuple[int, str]:
-    """Run under a terminal (script(1)) and type `answer` once the password prompt is shown."""
-    line = " ".join(command)
-    proc = subprocess.Popen(["script", "-qec", line, "/dev/null"], cwd=cwd, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    seen, typed, deadline = b"", False, time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
-            block = os.read(proc.stdout.fileno(), 65536)
-            if not block:
-                break
-            seen += block
-            if not typed and b"sudo password for the boards:" in seen:
-                proc.stdin.write(answer.encode() + b"\n")
-                proc.stdin.flush()
-                typed = True
-    else:
-        proc.kill()
-        raise AssertionError(f"no end within {timeout} s: {seen[-2000:]!r}")
-    assert typed, seen.decode(errors="replace")
-    return proc.wait(30), seen.decode(errors="replace").replace("\r", "")
 
 
 def load_bundle_stub():
@@ -88,9 +54,9 @@ def installed_match_bundle(lab, b, bundles) -> None:
 
 def test_a_password_given_for_a_passwordless_sudo_is_in_no_installed_file(root_lab, bundles):
     fresh = board(root_lab, "rk3588-fresh")
-    code, transcript = with_prompt([RKDEPLOY, "provision", "--bundle", "2.3.2", "--json", "--host", fresh.name,
-                                    "--prompt-for-sudo-password", "--inventory", str(root_lab.inventory)],
-                                   bundles, TYPED)
+    code, transcript = on_a_terminal([RKDEPLOY, "provision", "--bundle", "2.3.2", "--json", "--host", fresh.name,
+                                      "--prompt-for-sudo-password", "--inventory", str(root_lab.inventory)],
+                                     TYPED, cwd=bundles)
     assert code == 0, transcript[-3000:]
     doc = json.loads(transcript[transcript.index("{"):transcript.rindex("}") + 1])
     assert doc["boards"][0]["status"] == "changed"
@@ -132,11 +98,7 @@ def test_a_user_without_sudo_rights_is_refused_with_advice_that_can_help(root_la
 def test_a_sudo_password_goes_to_sudo_alone_and_a_sudo_that_caches_nothing_is_named(tmp_path):
     """The lab's real sudo (1.9.13, no tty): the wrapper's payload arrives intact as root; with
     timestamp_timeout=0 the session says why instead of 'a password is required'."""
-    need_lab()
-    lab = Lab(f"s{os.getpid() % 100000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rk3588-sudo-password"])
+    with own_lab("su", profiles=["rk3588-sudo-password"]) as lab:
         b = lab.boards()[0]
         inv = load_inventory(lab.inventory)
         target = inv.boards[b.name]
@@ -167,5 +129,3 @@ def test_a_sudo_password_goes_to_sudo_alone_and_a_sudo_that_caches_nothing_is_na
                 wrong.close()
         finally:
             session.close()
-    finally:
-        lab.down()

@@ -7,15 +7,13 @@ Real: busybox's applets and dropbear (Debian's armhf builds), Rockchip's librknn
 and their version strings. Stand-ins (labelled): the uClibc loader (Debian has no uClibc) and the process
 that runs in place of Rockchip's uClibc rknn_server, the NPU, its driver file and device node."""
 import json
-import os
 
 import pytest
 
 from rkdeploy.bundle import sha256_of
 from tests import rockchip_files
-from tests.e2e.conftest import need_lab, rkdeploy_in
+from tests.e2e.conftest import need_lab, own_lab, rkdeploy_in
 from tests.lab import modelgen
-from tests.lab.fleet import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -34,13 +32,8 @@ def rv(tmp_path_factory):
     work = tmp_path_factory.mktemp("rv1106")
     proc = rkdeploy_in(work, "bundle.import", str(tree), "--python", "3.11")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lab = Lab(f"v{os.getpid() % 100000}")
-    lab.down()
-    try:
-        lab.up(profiles=["rv1106-luckfox"], timeout=180)
+    with own_lab("v", profiles=["rv1106-luckfox"], timeout=180) as lab:
         yield lab, work, tree
-    finally:
-        lab.down()
 
 
 def run(work, lab, *args, timeout=600):

@@ -59,6 +59,16 @@ def start_sshd(lab: Lab, board: Board) -> None:
     lab.board_root_exec(board, "/usr/sbin/sshd -D -e < /dev/null > /dev/null 2>&1 & echo $! > /run/lab-sshd.pid")
 
 
+def stop_adbd(lab: Lab, board: Board) -> None:
+    """The board's network adbd (the lab's, tests/lab/adbd.py) stops; the rest of the board keeps running."""
+    lab.board_root_exec(board, "kill $(cat /run/adbd-lab.pid)")
+
+
+def start_adbd(lab: Lab, board: Board) -> None:
+    """Start adbd again after stop_adbd, as the board's boot did (it listens a moment later)."""
+    lab.board_root_exec(board, ". /etc/rkdeploy-lab/adbd-start.sh")
+
+
 def fill_disk(lab: Lab, board: Board) -> None:
     """Fill the board's root filesystem (its size-limited tmpfs upper) to the last byte."""
     lab.board_root_exec(board, "dd if=/dev/zero of=/var/lab-fill bs=1M 2>/dev/null; "

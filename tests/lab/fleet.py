@@ -367,11 +367,13 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
         # host kernel's (no device tree), its DT is at /sys/firmware/devicetree/base, and rknn-toolkit2 runs
         # `adb shell cat /proc/device-tree/compatible` (docs/toolkit-and-adb.md §3).
         shutil.copy(Path(__file__).with_name("adbd.py"), lab_etc / "adbd.py")
-    soc = profile.get("soc", "rk3588")
-    adbd_start = (f"setsid python3 /etc/rkdeploy-lab/adbd.py --port 5555 --log /var/log/adbd-lab.log "
-                  f"--product-name {soc}_lab --product-device {soc}_lab "
-                  "--map-path /proc/device-tree=/sys/firmware/devicetree/base "
-                  "> /var/log/adbd-lab.console 2>&1 < /dev/null &\necho $! > /run/adbd-lab.pid\n")
+        soc = profile.get("soc", "rk3588")
+        # its own file: boot.sh sources it, faults.start_adbd runs it again after faults.stop_adbd
+        (lab_etc / "adbd-start.sh").write_text(
+            f"setsid python3 /etc/rkdeploy-lab/adbd.py --port 5555 --log /var/log/adbd-lab.log "
+            f"--product-name {soc}_lab --product-device {soc}_lab "
+            "--map-path /proc/device-tree=/sys/firmware/devicetree/base "
+            "> /var/log/adbd-lab.console 2>&1 < /dev/null &\necho $! > /run/adbd-lab.pid\n")
     # dropbear (the busybox boards' SSH server) takes the board's OpenSSH host key converted to its own format.
     ssh_server = ("mkdir -p /etc/dropbear\n/usr/lib/dropbear/dropbearconvert openssh dropbear "
                   "/etc/ssh/ssh_host_ed25519_key /etc/dropbear/dropbear_ed25519_host_key > /dev/null 2>&1\n"
@@ -380,7 +382,7 @@ def _prepare_emulated(board: Board, profile: dict, lower: Path, client_pub: Path
     (lab_etc / "boot.sh").write_text(
         "#!/bin/sh\n# Board boot (lab): what the vendor image's init would start, then the SSH server.\n"
         + ("setsid /usr/bin/start_rknn.sh > /var/log/rknn_server.log 2>&1 < /dev/null &\n" if autostart else "")
-        + (adbd_start if adbd else "")
+        + (". /etc/rkdeploy-lab/adbd-start.sh\n" if adbd else "")
         + ssh_server)
     # Identity a probe reads: /sys/firmware/devicetree/base (= /proc/device-tree on a real board)
     # and the root-only debugfs file of the NPU driver.
