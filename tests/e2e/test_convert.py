@@ -113,6 +113,26 @@ def test_int8_conversion_with_a_dataset(real_toolkit, models):
         assert recipe["options"]["dtype"] == "w8a8"
 
 
+def test_hybrid_step_2_needs_step_1s_files_and_the_two_steps_make_an_int8_model(real_toolkit, models, tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = ["convert", str(models / "two_input.onnx"), "--target", "rk3588", "--mean", "0,0,0:0,0,0",
+            "--std", "255,255,255:1,1,1", "--quantize", str(models / "dataset.txt"), "--work-dir", str(work),
+            "--out", str(out), "--no-analysis", "--json"]
+    early = rkdeploy(real_toolkit, *args, "--hybrid-step", "2")
+    assert early.returncode != 0 and "run --hybrid-step 1 first" in early.stdout + early.stderr, early.stdout[-2000:]
+    one = rkdeploy(real_toolkit, *args, "--hybrid-step", "1")
+    assert one.returncode == 0, one.stderr[-3000:] + one.stdout[-3000:]
+    [first] = json.loads(one.stdout)["results"]
+    assert {"two_input.model", "two_input.data", "two_input.quantization.cfg"} <= set(first["work_files"]), first
+    assert not list(out.glob("*.rknn"))                   # step 1 leaves the choice of float layers to the user
+    two = rkdeploy(real_toolkit, *args, "--hybrid-step", "2")
+    assert two.returncode == 0, two.stderr[-3000:] + two.stdout[-3000:]
+    [second] = json.loads(two.stdout)["results"]
+    model = read_model(second["rknn"])
+    assert model.target_platforms[0] == "rk3588" and model.input_tensors[0].dtype == "int8"
+    assert [t.name for t in model.output_tensors] == ["scores", "label"]
+
+
 def _refused(proc):
     assert proc.returncode == 1, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     return proc.stderr

@@ -25,14 +25,15 @@ SERVER_160 = "rknn_server version: 1.6.0 (535b468 build@2023-12-11T17:05:28)"
 
 @pytest.fixture(scope="module")
 def rv(tmp_path_factory):
-    """One RV1106 board of its own, and a work dir with bundle 1.6.0 imported from Rockchip's tree."""
+    """Two RV1106 boards of their own (box2 is never changed: the fresh-board test reads it, in any order), and
+    a work dir with bundle 1.6.0 imported from Rockchip's tree."""
     need_lab()
     tree = rockchip_files.need(rockchip_files.sdk_tree(TREE))
     rockchip_files.need(tree / UCLIBC.format(what="librknn_api") / "librknnmrt.so", "armhf-uclibc librknnmrt.so 1.6.0")
     work = tmp_path_factory.mktemp("rv1106")
     proc = rkdeploy_in(work, "bundle.import", str(tree), "--python", "3.11")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    with own_lab("v", profiles=["rv1106-luckfox"], timeout=180) as lab:
+    with own_lab("v", profiles=["rv1106-luckfox", "rv1106-luckfox"], timeout=180) as lab:
         yield lab, work, tree
 
 
@@ -44,14 +45,14 @@ def run(work, lab, *args, timeout=600):
         raise AssertionError(proc.stdout + proc.stderr) from None
 
 
-def check(work, lab):
-    proc, doc = run(work, lab, "check", "--host", "box1", "--json")
+def check(work, lab, host="box1"):
+    proc, doc = run(work, lab, "check", "--host", host, "--json")
     return doc["boards"][0]
 
 
 def test_a_fresh_rv1106_board_reads_as_a_uclibc_armhf_board_without_python_and_with_no_lite2_finding(rv):
     lab, work, _ = rv
-    entry = check(work, lab)
+    entry = check(work, lab, "box2")
     facts = entry["facts"]
     assert (facts["arch"], facts["soc"], facts["libc"], facts["root_mode"]) == ("armv7l", "rv1106", "uclibc", "root")
     assert facts["python"] == "" and facts["lite2"] is None and facts["model"] == "Luckfox Pico Max"
