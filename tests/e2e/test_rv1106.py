@@ -25,15 +25,16 @@ SERVER_160 = "rknn_server version: 1.6.0 (535b468 build@2023-12-11T17:05:28)"
 
 @pytest.fixture(scope="module")
 def rv(tmp_path_factory):
-    """Two RV1106 boards of their own (box2 is never changed: the fresh-board test reads it, in any order), and
-    a work dir with bundle 1.6.0 imported from Rockchip's tree."""
+    """Three RV1106 boards of their own, so that the tests hold in any order: box1 for the provision test, box2
+    never changed (the fresh-board test), box3 for the deploy tests (provisioned by them); and a work dir with
+    bundle 1.6.0 imported from Rockchip's tree."""
     need_lab()
     tree = rockchip_files.need(rockchip_files.sdk_tree(TREE))
     rockchip_files.need(tree / UCLIBC.format(what="librknn_api") / "librknnmrt.so", "armhf-uclibc librknnmrt.so 1.6.0")
     work = tmp_path_factory.mktemp("rv1106")
     proc = rkdeploy_in(work, "bundle.import", str(tree), "--python", "3.11")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    with own_lab("v", profiles=["rv1106-luckfox", "rv1106-luckfox"], timeout=180) as lab:
+    with own_lab("v", profiles=["rv1106-luckfox"] * 3, timeout=180) as lab:
         yield lab, work, tree
 
 
@@ -43,6 +44,15 @@ def run(work, lab, *args, timeout=600):
         return proc, json.loads(proc.stdout) if "--json" in args else None
     except ValueError:
         raise AssertionError(proc.stdout + proc.stderr) from None
+
+
+DEPLOY_BOARD = "box3"
+
+
+def provisioned(work, lab) -> None:
+    """The deploy tests' board with bundle 1.6.0 (a deploy needs its runtime there): installed once, then nothing."""
+    proc, doc = run(work, lab, "provision", "--host", DEPLOY_BOARD, "--bundle", "1.6.0", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def check(work, lab, host="box1"):
@@ -91,30 +101,32 @@ def test_provision_installs_rockchips_mini_runtime_and_server_under_oem_and_a_se
 
 def test_an_rv1106_model_of_format_4100_deploys_lists_and_rolls_back_on_busybox(rv, tmp_path):
     lab, work, _ = rv
+    provisioned(work, lab)
     first = modelgen.write(tmp_path / "det.rknn", soc="rv1106", format=4100, toolkit="1.6.0", seed=1)
     second = modelgen.write(tmp_path / "det2.rknn", soc="rv1103", format=4100, toolkit="1.6.0", seed=2)
     for model in (first, second):
-        proc, doc = run(work, lab, "deploy", str(model), "--host", "box1", "--name", "det", "--json")
+        proc, doc = run(work, lab, "deploy", str(model), "--host", DEPLOY_BOARD, "--name", "det", "--json")
         assert proc.returncode == 0 and doc["boards"][0]["status"] == "changed", proc.stdout + proc.stderr
-    proc, doc = run(work, lab, "models.list", "--host", "box1", "--json")
+    proc, doc = run(work, lab, "models.list", "--host", DEPLOY_BOARD, "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     listed = json.dumps(doc["boards"][0])
     assert sha256_of(second)[:12] in listed and sha256_of(first)[:12] in listed
-    on_board = lab.board_root_exec(lab.board("box1"), "sha256sum /opt/rkdeploy/models/det/current.rknn").stdout
+    on_board = lab.board_root_exec(lab.board(DEPLOY_BOARD), "sha256sum /opt/rkdeploy/models/det/current.rknn").stdout
     assert on_board.split()[0].decode() == sha256_of(second)
-    proc, doc = run(work, lab, "models.rollback", "det", "--host", "box1", "--json")
+    proc, doc = run(work, lab, "models.rollback", "det", "--host", DEPLOY_BOARD, "--json")
     assert proc.returncode == 0 and doc["boards"][0]["status"] == "changed", proc.stdout + proc.stderr
-    on_board = lab.board_root_exec(lab.board("box1"), "sha256sum /opt/rkdeploy/models/det/current.rknn").stdout
+    on_board = lab.board_root_exec(lab.board(DEPLOY_BOARD), "sha256sum /opt/rkdeploy/models/det/current.rknn").stdout
     assert on_board.split()[0].decode() == sha256_of(first)
     # the board has no util-linux flock: the directory lock was used and let go
-    left = lab.board_root_exec(lab.board("box1"), "command -v flock; ls -a /root/.cache/rkdeploy/lock").stdout.decode()
+    left = lab.board_root_exec(lab.board(DEPLOY_BOARD), "command -v flock; ls -a /root/.cache/rkdeploy/lock").stdout.decode()
     assert "board.d" not in left and "activate.d" not in left and "/flock" not in left, left
 
 
 def test_a_model_for_another_npu_is_refused_on_the_rv1106_board(rv, tmp_path):
     lab, work, _ = rv
+    provisioned(work, lab)
     model = modelgen.write(tmp_path / "big.rknn", soc="rk3588", format=6, toolkit="1.6.0")
-    proc, doc = run(work, lab, "deploy", str(model), "--host", "box1", "--name", "big", "--json")
+    proc, doc = run(work, lab, "deploy", str(model), "--host", DEPLOY_BOARD, "--name", "big", "--json")
     assert proc.returncode == 8 and "but the board is rv1106" in doc["boards"][0]["error"]
 
 
