@@ -129,11 +129,10 @@ def test_the_lock_lives_in_a_directory_only_the_login_user_can_open(tmp_path, ho
         assert stat.S_IMODE((lock_dir / "board.d").stat().st_mode) & 0o077 == 0
 
 
+@pytest.mark.parametrize("kind", ["dir"], indirect=True)       # a flock is released by the kernel
 def test_a_directory_lock_whose_holder_is_gone_is_taken_over(tmp_path, holders, kind):
     """Killed with SIGKILL (or a board rebooted): no kernel releases a directory; its holder's PID is gone (or
     runs something else: its command line lacks the token), so the next run takes it at once."""
-    if kind == "flock":
-        pytest.skip("a flock is released by the kernel")
     first = take(holders)
     first.proc.kill()
     first.proc.wait()
