@@ -6,6 +6,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,13 +109,38 @@ def rkdeploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           env=cli_env())
 
 
-def dead_link_seconds(keepalive: int = 3) -> float:
+def dead_link_seconds() -> float:
     """How long after a cut link a run may take to report the board: the socket dies once data stays
     unacknowledged for TCP_USER_TIMEOUT (SshSettings.user_timeout_ms, from the keepalive setting), and the
     kernel notices only at its next retransmission, whose back-off grows to seconds; then the process exits."""
     from rkdeploy.connection import SshSettings
 
-    return SshSettings(keepalive=keepalive).user_timeout_ms / 1000 + 10
+    return SshSettings().user_timeout_ms / 1000 + 10
+
+
+@contextlib.contextmanager
+def link_cut_once(lab: Lab, board, rate: str, listing: str, marker: str, what: str):
+    """The board's bandwidth limited to `rate`; in the background its link is cut once `marker` shows in the
+    output of `listing` (run as root on the board, e.g. an upload's temporary file). Yields the list that gets
+    the cut's time; link and bandwidth are restored at the end."""
+    from tests.lab import faults
+
+    cut_at = []
+
+    def cut():
+        wait_until(lambda: marker in lab.board_root_exec(board, listing).stdout.decode(), 60, what)
+        faults.cut_link(board)
+        cut_at.append(time.monotonic())
+
+    faults.limit_bandwidth(board, rate)
+    watcher = threading.Thread(target=cut)
+    try:
+        watcher.start()
+        yield cut_at
+        watcher.join()
+    finally:
+        faults.restore_link(board)
+        faults.clear_bandwidth(board)
 
 
 def wait_until(condition, timeout: float, what: str, every: float = 0.1):

@@ -2,13 +2,12 @@
 import json
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from tests.lab import modelgen
-from tests.e2e.conftest import RKDEPLOY, dead_link_seconds, inventory_copy, rkdeploy, ssh, wait_until
+from tests.e2e.conftest import RKDEPLOY, dead_link_seconds, inventory_copy, link_cut_once, rkdeploy, ssh
 from tests.lab import faults
 
 pytestmark = pytest.mark.lab
@@ -86,24 +85,11 @@ def test_a_link_cut_mid_upload_leaves_the_active_model_and_is_reported_once_the_
     b = board(lab, "rk3588-mismatch")
     assert deploy(lab, TK134, "--host", b.name, "--name", "cut")[0].returncode == 0
     inventory = inventory_copy(lab, tmp_path, connect_timeout=10)
-    faults.limit_bandwidth(b, "1mbit")                  # 2.7 MB: ~22 s, plenty of time to cut
-    cut_at = []
-
-    def cut():                                          # once the upload's part file is on the board
-        wait_until(lambda: ".part-" in lab.board_root_exec(b, "ls -A /opt/rkdeploy/models/cut/versions").stdout.decode(),
-                   60, "the upload's part file")
-        faults.cut_link(b)
-        cut_at.append(time.monotonic())
-
-    cutter = threading.Thread(target=cut)
-    try:
-        cutter.start()
+    # 2.7 MB at 1 Mbit/s: ~22 s, plenty of time to cut once the upload's part file is on the board
+    with link_cut_once(lab, b, "1mbit", "ls -A /opt/rkdeploy/models/cut/versions", ".part-",
+                       "the upload's part file") as cut_at:
         proc, doc = deploy(lab, TK231, "--host", b.name, "--name", "cut", inventory=inventory)
         finished = time.monotonic()
-        cutter.join()
-    finally:
-        faults.restore_link(b)
-        faults.clear_bandwidth(b)
     assert cut_at, "the upload was never seen"
     assert doc["boards"][0]["status"] == "unreachable", doc
     assert finished - cut_at[0] < dead_link_seconds()

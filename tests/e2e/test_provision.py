@@ -1,13 +1,12 @@
 """`rkdeploy provision`, `rollback` and `server.*` on the lab fleet, with a bundle imported from an SDK tree."""
 import hashlib
 import json
-import threading
 import time
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import bundle_runtime, dead_link_seconds, inventory_copy, own_lab, rkdeploy_in, ssh, wait_until
+from tests.e2e.conftest import bundle_runtime, dead_link_seconds, inventory_copy, link_cut_once, own_lab, rkdeploy_in, ssh
 from tests.lab import faults
 from tests.wheels import offline_text
 
@@ -81,24 +80,11 @@ def test_a_link_cut_during_the_runtime_upload_leaves_the_old_or_new_file_and_the
     assert rkdeploy_in(bundles, "rollback", "--host", seed.name, "--inventory", str(lab.inventory)).returncode == 0
     old = runtime_sha(lab, seed)
     inventory = inventory_copy(lab, tmp_path, connect_timeout=10)
-    faults.limit_bandwidth(seed, "200kbit")            # the 67 kB stand-in runtime then takes ~3 s
-    cut_at = []
-
-    def cut_when_uploading():
-        wait_until(lambda: ".rkdeploy-" in lab.board_root_exec(seed, "ls -a /usr/lib /usr/bin").stdout.decode(),
-                   60, "the runtime's upload file")
-        faults.cut_link(seed)
-        cut_at.append(time.monotonic())
-
-    watcher = threading.Thread(target=cut_when_uploading)
-    try:
-        watcher.start()
+    # the 67 kB stand-in runtime takes ~3 s at 200 kbit/s: cut once its upload file is on the board
+    with link_cut_once(lab, seed, "200kbit", "ls -a /usr/lib /usr/bin", ".rkdeploy-",
+                       "the runtime's upload file") as cut_at:
         proc, doc = provision(bundles, inventory, "--host", seed.name)
         finished = time.monotonic()
-        watcher.join()
-    finally:
-        faults.restore_link(seed)
-        faults.clear_bandwidth(seed)
     assert cut_at, "the upload was never seen"
     assert doc["boards"][0]["status"] in ("unreachable", "failed") and finished - cut_at[0] < dead_link_seconds()
     assert runtime_sha(lab, seed) in (old, _bundle_runtime_sha(bundles))
