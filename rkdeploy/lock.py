@@ -52,13 +52,16 @@ class LockLost(RuntimeError):
 
 
 # Boards without util-linux's flock (busybox: Debian's has no flock applet, others have one without -w/-E) get
-# the same lock made of directories (`rkl_flock` tells them apart: util-linux's flock takes `-E`). A lock is a
+# the same lock made of directories. `rkl_flock` tells them apart by whether `flock -E` is understood: it takes
+# a shared lock (never refused by another run's test) and counts the -E code as util-linux too, so a run that
+# meets another's lock on the directory (an older rkdeploy took it exclusively) never mistakes it for busybox
+# and takes the directory lock while the other holds the flock: both would then hold "the" lock. A lock is a
 # directory (`board.d`, `activate.d`) holding its holder's PID and the run's token, made complete under a
 # temporary name and renamed into place (so it never exists half-written); taken while a directory of that name
 # exists whose holder still runs (its /proc/PID/cmdline carries the token: a reused PID, or a reboot, leaves it
 # free). One whose holder is gone is renamed away (one breaker wins), checked again and removed. Kernel-held
 # flocks need none of this: a killed holder releases them by itself. docs/hardening.md "The board lock".
-DIR_LOCK = r"""rkl_flock() { flock -n -E 75 9 9< "$rkl_dir" > /dev/null 2>&1; }
+DIR_LOCK = r"""rkl_flock() { flock -s -n -E 75 9 9< "$rkl_dir" > /dev/null 2>&1; case $? in 0|75) return 0;; esac; return 1; }
 rkl_alive() {
   rkl_p=; rkl_t=; { IFS= read -r rkl_p < "$1/pid" && IFS= read -r rkl_t < "$1/token"; } 2>/dev/null || return 1
   [ -n "$rkl_t" ] && [ -r "/proc/$rkl_p/cmdline" ] || return 1

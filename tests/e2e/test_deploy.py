@@ -106,7 +106,7 @@ def test_two_concurrent_deploys_to_one_board_take_turns_and_leave_no_mixed_file(
                                "--inventory", str(lab.inventory)], stdout=subprocess.PIPE, text=True)
              for m in (TK231, TK134)]
     results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
-    assert [r["boards"][0]["status"] for r in results] == ["changed", "changed"]
+    assert [r["boards"][0]["status"] for r in results] == ["changed", "changed"], [r["boards"][0].get("error") for r in results]
     active = current_sha(lab, b, "race")
     assert active in (sha(TK231), sha(TK134))
     files = ssh(lab, b, "cd /opt/rkdeploy/models/race/versions && for f in *.rknn; do sha256sum < $f | "

@@ -143,6 +143,26 @@ def test_a_directory_lock_whose_holder_is_gone_is_taken_over(tmp_path, holders, 
     take(holders, wait=0)
 
 
+@pytest.mark.parametrize("kind", ["flock"], indirect=True)
+def test_a_taker_that_meets_another_runs_flock_test_still_takes_the_flock(tmp_path, holders, kind):
+    """Two runs starting at once each test whether `flock` is util-linux's on the lock folder. Meeting the other's
+    lock there must not send one of them to the directory lock while the other holds the flock: both would hold
+    "the" lock. The folder held exclusively (as an older rkdeploy's test held it) stands for the other run."""
+    lock_dir = tmp_path / ".cache/rkdeploy/lock"
+    lock_dir.mkdir(parents=True, mode=0o700)
+    other = subprocess.Popen(["flock", "-x", str(lock_dir), "sh", "-c", "echo held; read x"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline() == "held\n"
+        h = take(holders)
+        assert (lock_dir / "holder").read_text() == h.token + "\n" and not (lock_dir / "board.d").exists()
+        assert held_check(tmp_path, h.token).stdout == "renamed\n"
+    finally:
+        other.stdin.close()
+        other.wait(SLACK)
+        other.stdout.close()
+
+
 def test_a_lock_directory_with_loose_permissions_is_tightened(tmp_path, holders):
     lock_dir = tmp_path / ".cache/rkdeploy/lock"
     lock_dir.mkdir(parents=True, mode=0o777)
