@@ -61,7 +61,11 @@ class LockLost(RuntimeError):
 # exists whose holder still runs (its /proc/PID/cmdline carries the token: a reused PID, or a reboot, leaves it
 # free). One whose holder is gone is renamed away (one breaker wins), checked again and removed. Kernel-held
 # flocks need none of this: a killed holder releases them by itself. docs/hardening.md "The board lock".
-DIR_LOCK = r"""rkl_flock() { flock -s -n -E 75 9 9< "$rkl_dir" > /dev/null 2>&1; case $? in 0|75) return 0;; esac; return 1; }
+DIR_LOCK = r"""rkl_flock() {
+  rkl_r=0; flock -s -n -E 75 9 9< "$rkl_dir" > /dev/null 2>&1 || rkl_r=$?
+  case $rkl_r in 0|75) return 0;; 1|127) return 1;; esac
+  echo "this board's flock failed in a way that tells neither util-linux nor busybox (exit $rkl_r: out of memory?): no board lock was taken, nothing was changed" >&2; exit 1
+}
 rkl_alive() {
   rkl_p=; rkl_t=; { IFS= read -r rkl_p < "$1/pid" && IFS= read -r rkl_t < "$1/token"; } 2>/dev/null || return 1
   [ -n "$rkl_t" ] && [ -r "/proc/$rkl_p/cmdline" ] || return 1
@@ -72,7 +76,8 @@ rkl_take() {
   rkl_left=$2
   while :; do
     rkl_new="$1.new.$$"
-    rm -rf "$rkl_new"; mkdir "$rkl_new" && echo $$ > "$rkl_new/pid" && printf '%s\n' "$3" > "$rkl_new/token" || return 2
+    rm -rf "$rkl_new"; mkdir "$rkl_new" && echo $$ > "$rkl_new/pid" && printf '%s\n' "$3" > "$rkl_new/token" || {
+      rm -rf "$rkl_new"; echo "cannot write the board lock in $rkl_dir (no space left?): nothing was changed" >&2; return 2; }
     mv -T "$rkl_new" "$1" 2>/dev/null && return 0
     rm -rf "$rkl_new"
     if [ -d "$1" ] && ! rkl_alive "$1"; then
@@ -88,7 +93,9 @@ rkl_take() {
 }
 """
 
-# The holder: `flock` runs a shell that writes the run's token, says "locked" and reads beats; when they stop
+# The holder: `flock` runs a shell that writes the run's token (as the target of the symlink `holder`: a short
+# symlink needs no data block, so on a full disk a run can still take the lock to free space), says "locked"
+# and reads beats; when they stop
 # (end of input, or none for rkl_timeout s) it takes `activate` (waiting for an activation under way to
 # finish), withdraws the token and exits, and only then does flock let the board lock go. Without flock: the
 # same with DIR_LOCK's directories (board.d holds the token).
@@ -98,13 +105,14 @@ umask 077
   echo "cannot make the board lock's directory $rkl_dir (the login user's own, mode 0700)" >&2; exit 1; }
 """ + DIR_LOCK + r"""if rkl_flock; then
 exec flock -w "$rkl_wait" -E "$rkl_busy" "$rkl_dir/board.lock" sh -c '
-printf "%s\n" "$3" > "$1/holder"
+ln -sfn "$3" "$1/holder" || { echo "cannot write the board lock holder in $1: nothing was changed" >&2; exit 1; }
 echo locked
 while [ -n "$(timeout "$2" head -n 1)" ]; do :; done
 exec flock "$1/activate" rm -f "$1/holder"' rkdeploy-lock "$rkl_dir" "$rkl_timeout" "$rkl_token"
 fi
 rkl_w=${rkl_wait%%.*}; [ "$rkl_w" = "$rkl_wait" ] || rkl_w=$((rkl_w + 1))
-rkl_take "$rkl_dir/board.d" "$rkl_w" "$rkl_token" || exit "$rkl_busy"
+rkl_r=0; rkl_take "$rkl_dir/board.d" "$rkl_w" "$rkl_token" || rkl_r=$?
+[ "$rkl_r" = 0 ] || { [ "$rkl_r" = 1 ] && exit "$rkl_busy"; exit 1; }
 echo locked
 while [ -n "$(timeout "$rkl_timeout" head -n 1)" ]; do :; done
 rkl_take "$rkl_dir/activate.d" forever "$rkl_token"
@@ -121,11 +129,11 @@ rkl_lost() { echo "the board lock was lost before this step (no heartbeat reache
 """ + DIR_LOCK + r"""if rkl_flock; then
 exec 8>> "$rkl_dir/activate"
 flock 8 || rkl_lost
-rkl_holder=; { IFS= read -r rkl_holder < "$rkl_dir/holder"; } 2>/dev/null || :
+rkl_holder=$(readlink "$rkl_dir/holder" 2> /dev/null) || :
 rkl_state=0; flock -n -E %(busy)d "$rkl_dir/board.lock" true || rkl_state=$?
 [ "$rkl_holder" = "$rkl_token" ] && [ "$rkl_state" = %(busy)d ] || rkl_lost
 else
-rkl_take "$rkl_dir/activate.d" forever "$rkl_token" || rkl_lost
+rkl_take "$rkl_dir/activate.d" forever "$rkl_token" || exit 1
 trap "${rkl_trap:-}"'rm -rf "$rkl_dir/activate.d"' EXIT
 rkl_holder=; { IFS= read -r rkl_holder < "$rkl_dir/board.d/token"; } 2>/dev/null || :
 [ "$rkl_holder" = "$rkl_token" ] && rkl_alive "$rkl_dir/board.d" || rkl_lost

@@ -130,3 +130,21 @@ def test_a_board_whose_disk_fills_during_a_forced_deploy_keeps_its_active_model_
     assert "no space left on the board" in doc["boards"][0]["error"], doc
     assert current_sha(lab, b, "full") == sha(TK134)
     assert sorted(leftovers) == [f"{sha(TK134)[:12]}.json", f"{sha(TK134)[:12]}.rknn"]
+
+
+def test_on_a_full_disk_the_lock_is_still_taken_so_a_rollback_and_a_remove_can_run(lab):
+    """A full disk is when a user rolls back or removes models; the lock's holder must not need a data block."""
+    b = board(lab, "rk3588-mismatch")
+    for model in (TK134, TK231):
+        assert deploy(lab, model, "--host", b.name, "--name", "fullrb")[0].returncode == 0
+    assert deploy(lab, TK134, "--host", b.name, "--name", "fullrm")[0].returncode == 0
+    faults.fill_disk(lab, b)
+    try:
+        rolled = rkdeploy("models.rollback", "fullrb", "--host", b.name, "--inventory", str(lab.inventory))
+        removed = rkdeploy("models.remove", "fullrm", "--host", b.name, "--inventory", str(lab.inventory))
+    finally:
+        faults.free_disk(lab, b)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert current_sha(lab, b, "fullrb") == sha(TK134)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert ssh(lab, b, "test -e /opt/rkdeploy/models/fullrm && echo there || echo gone").stdout.strip() == "gone"

@@ -44,7 +44,7 @@ def receive(models: Path, stdin: bytes, prune=(), prepare=False, path=None, toke
 
 
 def lock_token() -> str:
-    return (HOME / ".cache/rkdeploy/lock/holder").read_text().strip()
+    return os.readlink(HOME / ".cache/rkdeploy/lock/holder")
 
 
 def model_files(models: Path) -> list[str]:
@@ -74,7 +74,7 @@ def test_a_damaged_upload_is_refused_and_the_active_model_stays(tmp_path, damage
 def test_without_openssl_the_board_hashes_with_sha256sum(tmp_path):
     tools = tmp_path / "bin"
     tools.mkdir()
-    for tool in ("cat", "sha256sum", "mv", "ln", "rm", "mkdir", "flock"):
+    for tool in ("cat", "sha256sum", "mv", "ln", "rm", "mkdir", "flock", "readlink"):
         os.symlink(shutil.which(tool), tools / tool)
     models = tmp_path / "models"
     assert receive(models, MODEL[:-1], prepare=True, path=str(tools)).returncode == CORRUPT_EXIT

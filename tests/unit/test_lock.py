@@ -121,7 +121,7 @@ def test_the_lock_lives_in_a_directory_only_the_login_user_can_open(tmp_path, ho
     lock_dir = tmp_path / ".cache/rkdeploy/lock"
     assert stat.S_IMODE(lock_dir.stat().st_mode) == 0o700
     if kind == "flock":
-        assert (lock_dir / "holder").read_text() == h.token + "\n"
+        assert os.readlink(lock_dir / "holder") == h.token
         assert stat.S_IMODE((lock_dir / "board.lock").stat().st_mode) & 0o077 == 0
     else:
         assert (lock_dir / "board.d/token").read_text() == h.token + "\n"
@@ -155,12 +155,31 @@ def test_a_taker_that_meets_another_runs_flock_test_still_takes_the_flock(tmp_pa
     try:
         assert other.stdout.readline() == "held\n"
         h = take(holders)
-        assert (lock_dir / "holder").read_text() == h.token + "\n" and not (lock_dir / "board.d").exists()
+        assert os.readlink(lock_dir / "holder") == h.token and not (lock_dir / "board.d").exists()
         assert held_check(tmp_path, h.token).stdout == "renamed\n"
     finally:
         other.stdin.close()
         other.wait(SLACK)
         other.stdout.close()
+
+
+@pytest.mark.parametrize("kind", ["dir"], indirect=True)
+@pytest.mark.parametrize("flock_says, lock", [("echo 'flock: unrecognized option: E' >&2; exit 1", "board.d"),
+                                              ("exit 71", None)])
+def test_only_a_flock_that_does_not_know_E_sends_a_run_to_the_directory_lock(tmp_path, holders, kind, flock_says,
+                                                                            lock):
+    """busybox's flock exits 1 on -E: the directory lock. Any other failure of the test (util-linux's flock
+    killed, out of memory) must not: another run may hold the flock. It is an error, and no lock is taken."""
+    fake = Path(_PATH[0]) / "flock"
+    fake.write_text(f"#!/bin/sh\n{flock_says}\n")
+    fake.chmod(0o755)
+    h = holders()
+    lock_dir = tmp_path / ".cache/rkdeploy/lock"
+    if lock:
+        assert h.first_line() == "locked" and (lock_dir / lock).is_dir()
+    else:
+        assert h.first_line() == "" and h.ended(SLACK) == 1 and not (lock_dir / "board.d").exists()
+        assert "tells neither util-linux nor busybox (exit 71" in h.proc.stderr.read().decode()
 
 
 def test_a_lock_directory_with_loose_permissions_is_tightened(tmp_path, holders):
