@@ -116,7 +116,9 @@ rkl_r=0; rkl_take "$rkl_dir/board.d" "$rkl_w" "$rkl_token" || rkl_r=$?
 echo locked
 while [ -n "$(timeout "$rkl_timeout" head -n 1)" ]; do :; done
 rkl_take "$rkl_dir/activate.d" forever "$rkl_token"
-rm -rf "$rkl_dir/board.d" "$rkl_dir/activate.d"
+rkl_t=; { IFS= read -r rkl_t < "$rkl_dir/board.d/token"; } 2>/dev/null || :
+[ "$rkl_t" = "$rkl_token" ] || rkl_t=           # board.d is another run's now (taken over): not ours to remove
+rm -rf ${rkl_t:+"$rkl_dir/board.d"} "$rkl_dir/activate.d"
 """
 
 # For a script that renames under the board lock (with the parameter rkl_token, see held_params): from here to

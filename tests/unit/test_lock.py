@@ -182,6 +182,18 @@ def test_only_a_flock_that_does_not_know_E_sends_a_run_to_the_directory_lock(tmp
         assert "tells neither util-linux nor busybox (exit 71" in h.proc.stderr.read().decode()
 
 
+@pytest.mark.parametrize("kind", ["dir"], indirect=True)
+def test_a_directory_lock_holder_lets_go_only_of_its_own_lock(tmp_path, holders, kind):
+    """Three takers at once can leave a holder whose board.d was taken over by another run (one broke a lock it
+    read as stale while a third took it). Letting go must not remove the other run's lock."""
+    first = take(holders)
+    token = tmp_path / ".cache/rkdeploy/lock/board.d/token"
+    token.write_text(new_token() + "\n")                      # board.d is another run's now
+    first.let_go()
+    assert first.ended(SLACK) == 0
+    assert token.exists() and not (tmp_path / ".cache/rkdeploy/lock/activate.d").exists()
+
+
 def test_a_lock_directory_with_loose_permissions_is_tightened(tmp_path, holders):
     lock_dir = tmp_path / ".cache/rkdeploy/lock"
     lock_dir.mkdir(parents=True, mode=0o777)
