@@ -52,10 +52,10 @@ class LockLost(RuntimeError):
 
 
 # Boards without util-linux's flock (busybox: Debian's has no flock applet, others have one without -w/-E) get
-# the same lock made of directories. `rkl_flock` tells them apart by whether `flock -E` is understood: it takes
-# a shared lock (never refused by another run's test) and counts the -E code as util-linux too, so a run that
-# meets another's lock on the directory (an older rkdeploy took it exclusively) never mistakes it for busybox
-# and takes the directory lock while the other holds the flock: both would then hold "the" lock. A lock is a
+# the same lock made of directories. `rkl_flock` tells them apart by how `flock -s -n -E 75` on the lock folder
+# answers: 0 or 75 is util-linux; 1 (busybox's usage error for -E) or 127 (no flock) the directory lock; anything
+# else an error. The test takes a shared lock, and 75 counts, so that two runs starting at once never see each
+# other's test as "no util-linux" (one would take the directory lock while the other holds the flock). A lock is a
 # directory (`board.d`, `activate.d`) holding its holder's PID and the run's token, made complete under a
 # temporary name and renamed into place (so it never exists half-written); taken while a directory of that name
 # exists whose holder still runs (its /proc/PID/cmdline carries the token: a reused PID, or a reboot, leaves it
@@ -93,12 +93,11 @@ rkl_take() {
 }
 """
 
-# The holder: `flock` runs a shell that writes the run's token (as the target of the symlink `holder`: a short
-# symlink needs no data block, so on a full disk a run can still take the lock to free space), says "locked"
-# and reads beats; when they stop
+# The holder: `flock` runs a shell that links `holder` to the run's token (a short symlink needs no data block:
+# on a full disk a run can still take the lock to free space), says "locked" and reads beats; when they stop
 # (end of input, or none for rkl_timeout s) it takes `activate` (waiting for an activation under way to
 # finish), withdraws the token and exits, and only then does flock let the board lock go. Without flock: the
-# same with DIR_LOCK's directories (board.d holds the token).
+# same with DIR_LOCK's directories (board.d holds the token; a holder removes only its own).
 _LOCK_BODY = r"""rkl_dir="$HOME/.cache/rkdeploy/lock"
 umask 077
 { [ -n "$HOME" ] && { [ -d "$rkl_dir" ] || mkdir -p "$rkl_dir"; } && [ -O "$rkl_dir" ] && chmod 700 "$rkl_dir"; } || {
