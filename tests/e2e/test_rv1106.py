@@ -7,12 +7,13 @@ Real: busybox's applets and dropbear (Debian's armhf builds), Rockchip's librknn
 and their version strings. Stand-ins (labelled): the uClibc loader (Debian has no uClibc) and the process
 that runs in place of Rockchip's uClibc rknn_server, the NPU, its driver file and device node."""
 import json
+import subprocess
 
 import pytest
 
 from rkdeploy.bundle import sha256_of
 from tests import rockchip_files
-from tests.e2e.conftest import need_lab, own_lab, rkdeploy_in
+from tests.e2e.conftest import RKDEPLOY, cli_env, need_lab, own_lab, rkdeploy_in
 from tests.lab import modelgen
 
 pytestmark = pytest.mark.lab
@@ -120,6 +121,27 @@ def test_an_rv1106_model_of_format_4100_deploys_lists_and_rolls_back_on_busybox(
     # the board has no util-linux flock: the directory lock was used and let go
     left = lab.board_root_exec(lab.board(DEPLOY_BOARD), "command -v flock; ls -a /root/.cache/rkdeploy/lock").stdout.decode()
     assert "board.d" not in left and "activate.d" not in left and "/flock" not in left, left
+
+
+def test_two_deploys_at_once_on_the_busybox_board_both_land_whole_and_leave_no_lock_directory(rv, tmp_path):
+    """Both start together, so both test for util-linux's flock at once and both go for the directory lock
+    (neither may fail as busy or lost): both activate, every kept file is whole, no lock directory is left."""
+    lab, work, _ = rv
+    provisioned(work, lab)
+    models = [modelgen.write(tmp_path / f"r{i}.rknn", soc="rv1106", format=4100, toolkit="1.6.0", seed=10 + i)
+              for i in range(2)]
+    procs = [subprocess.Popen([RKDEPLOY, "deploy", str(m), "--host", DEPLOY_BOARD, "--name", "race", "--json",
+                               "--inventory", str(lab.inventory)], cwd=work, env=cli_env(), text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+             for m in models]
+    results = [json.loads(p.communicate(timeout=300)[0])["boards"][0] for p in procs]
+    assert [r["status"] for r in results] == ["changed", "changed"], [r.get("error") for r in results]
+    board = lab.board(DEPLOY_BOARD)
+    listing = lab.board_root_exec(board, "cd /opt/rkdeploy/models/race/versions && sha256sum *.rknn; "
+                                         "ls -a /root/.cache/rkdeploy/lock").stdout.decode()
+    kept = {line.split()[1]: line.split()[0] for line in listing.splitlines() if line.endswith(".rknn")}
+    assert kept == {f"{sha256_of(m)[:12]}.rknn": sha256_of(m) for m in models}, listing
+    assert "board.d" not in listing and "activate.d" not in listing, listing
 
 
 def test_a_model_for_another_npu_is_refused_on_the_rv1106_board(rv, tmp_path):
