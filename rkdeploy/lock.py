@@ -52,19 +52,19 @@ class LockLost(RuntimeError):
 
 
 # Boards without util-linux's flock (busybox: Debian's has no flock applet, others have one without -w/-E) get
-# the same lock made of directories. `rkl_flock` tells them apart by how `flock -s -n -E 75` on the lock folder
-# answers: 0 or 75 is util-linux; 1 (busybox's usage error for -E) or 127 (no flock) the directory lock; anything
-# else an error. The test takes a shared lock, and 75 counts, so that two runs starting at once never see each
-# other's test as "no util-linux" (one would take the directory lock while the other holds the flock). A lock is a
+# the same lock made of directories. `rkl_flock` tells them apart by how `flock -u -E 75` on the lock folder
+# answers: 0 is util-linux; 1 (busybox's usage error for -E), 64 (a util-linux older than -E) or 127 (no flock)
+# the directory lock; anything else an error. `-u` takes no lock, so two runs starting at once cannot refuse
+# each other's test (one would take the directory lock while the other holds the flock). A lock is a
 # directory (`board.d`, `activate.d`) holding its holder's PID and the run's token, made complete under a
 # temporary name and renamed into place (so it never exists half-written); taken while a directory of that name
 # exists whose holder still runs (its /proc/PID/cmdline carries the token: a reused PID, or a reboot, leaves it
 # free). One whose holder is gone is renamed away (one breaker wins), checked again and removed. Kernel-held
 # flocks need none of this: a killed holder releases them by itself. docs/hardening.md "The board lock".
 DIR_LOCK = r"""rkl_flock() {
-  rkl_r=0; flock -s -n -E 75 9 9< "$rkl_dir" > /dev/null 2>&1 || rkl_r=$?
-  case $rkl_r in 0|75) return 0;; 1|127) return 1;; esac
-  echo "this board's flock failed in a way that tells neither util-linux nor busybox (exit $rkl_r: out of memory?): no board lock was taken, nothing was changed" >&2; exit 1
+  rkl_r=0; flock -u -E 75 9 9< "$rkl_dir" > /dev/null 2>&1 || rkl_r=$?
+  case $rkl_r in 0) return 0;; 1|64|127) return 1;; esac
+  echo "cannot tell util-linux's flock from busybox's (flock exit $rkl_r: out of memory?): nothing was changed" >&2; exit 1
 }
 rkl_alive() {
   rkl_p=; rkl_t=; { IFS= read -r rkl_p < "$1/pid" && IFS= read -r rkl_t < "$1/token"; } 2>/dev/null || return 1
@@ -111,13 +111,13 @@ exec flock "$1/activate" rm -f "$1/holder"' rkdeploy-lock "$rkl_dir" "$rkl_timeo
 fi
 rkl_w=${rkl_wait%%.*}; [ "$rkl_w" = "$rkl_wait" ] || rkl_w=$((rkl_w + 1))
 rkl_r=0; rkl_take "$rkl_dir/board.d" "$rkl_w" "$rkl_token" || rkl_r=$?
-[ "$rkl_r" = 0 ] || { [ "$rkl_r" = 1 ] && exit "$rkl_busy"; exit 1; }
+case $rkl_r in 0) ;; 1) exit "$rkl_busy";; *) exit 1;; esac
 echo locked
 while [ -n "$(timeout "$rkl_timeout" head -n 1)" ]; do :; done
-rkl_take "$rkl_dir/activate.d" forever "$rkl_token"
-rkl_t=; { IFS= read -r rkl_t < "$rkl_dir/board.d/token"; } 2>/dev/null || :
-[ "$rkl_t" = "$rkl_token" ] || rkl_t=           # board.d is another run's now (taken over): not ours to remove
-rm -rf ${rkl_t:+"$rkl_dir/board.d"} "$rkl_dir/activate.d"
+rkl_take "$rkl_dir/activate.d" forever "$rkl_token" || exit 1    # board.d goes stale with this PID: free
+rkl_mine=; { IFS= read -r rkl_mine < "$rkl_dir/board.d/token"; } 2>/dev/null || :
+[ "$rkl_mine" = "$rkl_token" ] && rm -rf "$rkl_dir/board.d"     # taken over by another run: not ours to remove
+rm -rf "$rkl_dir/activate.d"
 """
 
 # For a script that renames under the board lock (with the parameter rkl_token, see held_params): from here to

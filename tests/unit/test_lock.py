@@ -144,10 +144,10 @@ def test_a_directory_lock_whose_holder_is_gone_is_taken_over(tmp_path, holders, 
 
 
 @pytest.mark.parametrize("kind", ["flock"], indirect=True)
-def test_a_taker_that_meets_another_runs_flock_test_still_takes_the_flock(tmp_path, holders, kind):
-    """Two runs starting at once each test whether `flock` is util-linux's on the lock folder. Meeting the other's
-    lock there must not send one of them to the directory lock while the other holds the flock: both would hold
-    "the" lock. The folder held exclusively (as an older rkdeploy's test held it) stands for the other run."""
+def test_a_run_that_finds_the_lock_folder_flocked_still_takes_the_flock(tmp_path, holders, kind):
+    """Every run tests whether `flock` is util-linux's on the lock folder. A lock found there (an older rkdeploy's
+    test took it exclusively) must not send this run to the directory lock while another holds the flock: both
+    would hold "the" lock."""
     lock_dir = tmp_path / ".cache/rkdeploy/lock"
     lock_dir.mkdir(parents=True, mode=0o700)
     other = subprocess.Popen(["flock", "-x", str(lock_dir), "sh", "-c", "echo held; read x"],
@@ -165,11 +165,13 @@ def test_a_taker_that_meets_another_runs_flock_test_still_takes_the_flock(tmp_pa
 
 @pytest.mark.parametrize("kind", ["dir"], indirect=True)
 @pytest.mark.parametrize("flock_says, lock", [("echo 'flock: unrecognized option: E' >&2; exit 1", "board.d"),
+                                              ("echo 'flock: invalid option -- E' >&2; exit 64", "board.d"),
                                               ("exit 71", None)])
 def test_only_a_flock_that_does_not_know_E_sends_a_run_to_the_directory_lock(tmp_path, holders, kind, flock_says,
                                                                             lock):
-    """busybox's flock exits 1 on -E: the directory lock. Any other failure of the test (util-linux's flock
-    killed, out of memory) must not: another run may hold the flock. It is an error, and no lock is taken."""
+    """busybox's flock exits 1 on -E (a util-linux older than -E, 64): the directory lock. Any other failure of
+    the test (util-linux's flock killed, out of memory) must not: another run may hold the flock. It is an
+    error, and no lock is taken."""
     fake = Path(_PATH[0]) / "flock"
     fake.write_text(f"#!/bin/sh\n{flock_says}\n")
     fake.chmod(0o755)
@@ -179,7 +181,7 @@ def test_only_a_flock_that_does_not_know_E_sends_a_run_to_the_directory_lock(tmp
         assert h.first_line() == "locked" and (lock_dir / lock).is_dir()
     else:
         assert h.first_line() == "" and h.ended(SLACK) == 1 and not (lock_dir / "board.d").exists()
-        assert "tells neither util-linux nor busybox (exit 71" in h.proc.stderr.read().decode()
+        assert "cannot tell util-linux's flock from busybox's (flock exit 71" in h.proc.stderr.read().decode()
 
 
 @pytest.mark.parametrize("kind", ["dir"], indirect=True)
@@ -192,6 +194,23 @@ def test_a_directory_lock_holder_lets_go_only_of_its_own_lock(tmp_path, holders,
     first.let_go()
     assert first.ended(SLACK) == 0
     assert token.exists() and not (tmp_path / ".cache/rkdeploy/lock/activate.d").exists()
+
+
+@pytest.mark.parametrize("kind, tool", [("flock", "ln"), ("dir", "mkdir")], indirect=["kind"])
+def test_a_lock_that_cannot_be_written_is_an_error_not_busy_and_not_held(tmp_path, holders, kind, tool):
+    """A full disk (or a quota) when the holder records its token: said as such; never "locked" with no token
+    (every later step would report the lock lost), never "another run holds it"."""
+    lock_dir = tmp_path / ".cache/rkdeploy/lock"
+    lock_dir.mkdir(parents=True, mode=0o700)
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    (fakes / tool).write_text("#!/bin/sh\necho 'No space left on device' >&2\nexit 1\n")
+    (fakes / tool).chmod(0o755)
+    _PATH[:] = [f"{fakes}:{_PATH[0] if _PATH else os.environ['PATH']}"]
+    h = holders()
+    assert h.first_line() == "" and h.ended(SLACK) == 1
+    assert "cannot write the board lock" in h.proc.stderr.read().decode()
+    assert not (lock_dir / "board.d").exists() and not [p for p in lock_dir.iterdir() if ".new." in p.name]
 
 
 def test_a_lock_directory_with_loose_permissions_is_tightened(tmp_path, holders):
