@@ -1,5 +1,6 @@
 """The lab fleet for end-to-end tests: its own lab name and subnet, always torn down."""
 import contextlib
+import json
 import os
 import select
 import shlex
@@ -126,21 +127,34 @@ def link_cut_once(lab: Lab, board, rate: str, listing: str, marker: str, what: s
     from tests.lab import faults
 
     cut_at = []
+    done = threading.Event()                   # the body ended (or failed) first: cut nothing after it
 
     def cut():
-        wait_until(lambda: marker in lab.board_root_exec(board, listing).stdout.decode(), 60, what)
-        faults.cut_link(board)
-        cut_at.append(time.monotonic())
+        seen = wait_until(lambda: "body ended" if done.is_set() else
+                          marker in lab.board_root_exec(board, listing).stdout.decode(), 60, what)
+        if seen is True:
+            faults.cut_link(board)
+            cut_at.append(time.monotonic())
 
     faults.limit_bandwidth(board, rate)
     watcher = threading.Thread(target=cut)
     try:
         watcher.start()
         yield cut_at
-        watcher.join()
     finally:
+        done.set()
+        watcher.join()
         faults.restore_link(board)
         faults.clear_bandwidth(board)
+
+
+def deploys_at_once(inventory: Path, host: str, models, name: str, cwd: Path | None = None) -> list[dict]:
+    """`rkdeploy deploy` of each model to one board under one name, all started together; each run's board entry
+    (its --json document's only board)."""
+    procs = [subprocess.Popen([RKDEPLOY, "deploy", str(m), "--host", host, "--name", name, "--json",
+                               "--inventory", str(inventory)], cwd=cwd, env=cli_env(), text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) for m in models]
+    return [json.loads(p.communicate(timeout=300)[0])["boards"][0] for p in procs]
 
 
 def wait_until(condition, timeout: float, what: str, every: float = 0.1):

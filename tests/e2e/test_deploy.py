@@ -1,13 +1,12 @@
 """`rkdeploy deploy` and `models.*` against the lab fleet: validation, atomic push, versions, locks, cut links."""
 import json
 import socket
-import subprocess
 import time
 
 import pytest
 
 from tests.lab import modelgen
-from tests.e2e.conftest import RKDEPLOY, dead_link_seconds, inventory_copy, link_cut_once, rkdeploy, ssh
+from tests.e2e.conftest import dead_link_seconds, deploys_at_once, inventory_copy, link_cut_once, rkdeploy, ssh
 from tests.lab import faults
 
 pytestmark = pytest.mark.lab
@@ -102,11 +101,8 @@ def test_a_link_cut_mid_upload_leaves_the_active_model_and_is_reported_once_the_
 
 def test_two_concurrent_deploys_to_one_board_take_turns_and_leave_no_mixed_file(lab):
     b = board(lab, "rk3588-mismatch")
-    procs = [subprocess.Popen([RKDEPLOY, "deploy", str(m), "--host", b.name, "--name", "race", "--json",
-                               "--inventory", str(lab.inventory)], stdout=subprocess.PIPE, text=True)
-             for m in (TK231, TK134)]
-    results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
-    assert [r["boards"][0]["status"] for r in results] == ["changed", "changed"], [r["boards"][0].get("error") for r in results]
+    results = deploys_at_once(lab.inventory, b.name, (TK231, TK134), "race")
+    assert [r["status"] for r in results] == ["changed", "changed"], [r.get("error") for r in results]
     active = current_sha(lab, b, "race")
     assert active in (sha(TK231), sha(TK134))
     files = ssh(lab, b, "cd /opt/rkdeploy/models/race/versions && for f in *.rknn; do sha256sum < $f | "

@@ -7,14 +7,13 @@ Real: busybox's applets and dropbear (Debian's armhf builds), Rockchip's librknn
 and their version strings. Stand-ins (labelled): the uClibc loader (Debian has no uClibc) and the process
 that runs in place of Rockchip's uClibc rknn_server, the NPU, its driver file and device node."""
 import json
-import subprocess
 
 import pytest
 
 from rkdeploy.bundle import sha256_of
 from rkdeploy.lock import HEARTBEAT_TIMEOUT
 from tests import rockchip_files
-from tests.e2e.conftest import RKDEPLOY, cli_env, need_lab, own_lab, rkdeploy_in, wait_until
+from tests.e2e.conftest import deploys_at_once, need_lab, own_lab, rkdeploy_in, wait_until
 from tests.lab import modelgen
 
 pytestmark = pytest.mark.lab
@@ -140,11 +139,7 @@ def test_two_deploys_at_once_on_the_busybox_board_both_land_whole_and_leave_no_l
     provisioned(work, lab)
     models = [modelgen.write(tmp_path / f"r{i}.rknn", soc="rv1106", format=4100, toolkit="1.6.0", seed=10 + i)
               for i in range(2)]
-    procs = [subprocess.Popen([RKDEPLOY, "deploy", str(m), "--host", DEPLOY_BOARD, "--name", "race", "--json",
-                               "--inventory", str(lab.inventory)], cwd=work, env=cli_env(), text=True,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-             for m in models]
-    results = [json.loads(p.communicate(timeout=300)[0])["boards"][0] for p in procs]
+    results = deploys_at_once(lab.inventory, DEPLOY_BOARD, models, "race", cwd=work)
     assert [r["status"] for r in results] == ["changed", "changed"], [r.get("error") for r in results]
     board = lab.board(DEPLOY_BOARD)
     listing = lab.board_root_exec(board, "cd /opt/rkdeploy/models/race/versions && sha256sum *.rknn").stdout.decode()
